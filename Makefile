@@ -1,0 +1,48 @@
+# circuitlang: `make demo` runs the main job, `make test` the whole suite.
+# Both set up .venv first when it is missing (torch's CPU wheel, then the package).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+OUT    ?= out
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup demo test bench clean graphviz
+
+setup: $(STAMP) graphviz
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+# Rendering needs Graphviz's `dot`: install it as root, else say how.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Graphviz (apt-get install -y graphviz)"; \
+	    (apt-get install -y -q graphviz >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz >/dev/null)) || exit 1; \
+	  else \
+	    echo "Graphviz's dot is missing: run 'apt-get install -y graphviz' as root (or install Graphviz another way)"; \
+	    exit 1; \
+	  fi; }
+
+demo: setup
+	@mkdir -p $(OUT)
+	$(VENV)/bin/circ check --static examples/first_circuit.circ
+	$(VENV)/bin/circ render examples/first_circuit.circ -o $(OUT)/first_circuit.svg
+	@echo "demo: the circuit checked clean and its drawing is in $(OUT)/first_circuit.svg"
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) bench/bench_static.py
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis

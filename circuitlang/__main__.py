@@ -1,0 +1,5 @@
+"""`python -m circuitlang` is the `circ` command."""
+
+from .cli import main
+
+main()
