@@ -56,7 +56,6 @@ CODES: dict[str, tuple[str, str]] = {
     "E305": ("error", "wrong kind of name"),
     "E306": ("error", "wrong number of arguments"),
     "E307": ("error", "circuit refers to itself"),
-    "E308": ("error", "positions on a source"),
     "W309": ("warning", "unused import"),
     "W310": ("warning", "unused parameter"),
     # E4xx: tasks and checks

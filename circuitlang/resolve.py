@@ -95,6 +95,7 @@ class Scope:
 
     unit: Unit
     locals: dict[str, Local] = field(default_factory=dict)
+    circuit: S.CircuitDef | None = None
 
     def visible_names(self) -> list[str]:
         names = list(self.locals) + list(self.unit.symbols) + list(BUILTIN_NODES)
@@ -135,7 +136,7 @@ def _local_group(circuit: S.CircuitDef, name: str) -> S.GroupDef | None:
 
 def circuit_scope(unit: Unit, circuit: S.CircuitDef) -> Scope:
     """The scope inside a circuit body: its parameters and local groups."""
-    scope = Scope(unit)
+    scope = Scope(unit, circuit=circuit)
     for name in circuit.params or ():
         scope.locals[name] = Local("param", name, None, circuit.name_span)
     for stmt in circuit.body or ():
@@ -313,12 +314,33 @@ def _statement_scopes(unit: Unit) -> Iterator[tuple[Scope, S.Expr]]:
 
 
 def check_names(unit: Unit) -> list[Diagnostic]:
-    """E301 for names that resolve to nothing; W309 for imports never used."""
+    """E301 for names that resolve to nothing; W309 for imports never used; W310 for
+    parameters a motif never uses; W213 for circuits with no model to check them against."""
     diagnostics: list[Diagnostic] = []
+    used_locals: dict[int, set[str]] = {}
     for scope, expr in _statement_scopes(unit):
         for sub in iter_exprs(expr):
-            if isinstance(sub, S.NameRef) and scope.lookup(sub) is None:
+            if not isinstance(sub, S.NameRef):
+                continue
+            target = scope.lookup(sub)
+            if target is None:
                 diagnostics.append(_unknown_name(scope, sub))
+            elif isinstance(target, Local):
+                used_locals.setdefault(id(scope.circuit), set()).add(target.name)
+    for stmt in unit.module.statements:
+        if isinstance(stmt, S.CircuitDef) and stmt.params:
+            for param in stmt.params:
+                if param not in used_locals.get(id(stmt), set()):
+                    diagnostics.append(Diagnostic("W310", f"parameter `{param}` of `{stmt.name}` is never used",
+                                                  stmt.name_span, "unused parameter", "remove it or use it"))
+    if unit.module.model is None:
+        concrete = [s for s in unit.module.statements
+                    if isinstance(s, S.CheckDef) or isinstance(s, S.CircuitDef) and not s.is_motif]
+        if concrete:
+            diagnostics.append(Diagnostic("W213", "no `model` declared: components are not checked against a shape",
+                                          _name_span(concrete[0]) if not isinstance(concrete[0], S.CheckDef)
+                                          else concrete[0].span, "no model for this",
+                                          "add `model NAME` (see `circ models`); files of motifs alone need none"))
     for stmt in unit.module.statements:
         if isinstance(stmt, S.ImportDecl):
             name = stmt.bound_name or Path(stmt.path or "").stem

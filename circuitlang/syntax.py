@@ -5,7 +5,7 @@ Spans are excluded from equality so that `parse(fmt(tree)) == tree` holds for tr
 that differ only in layout.
 
 >>> from circuitlang.parse import parse_text
->>> tree = parse_text("model gpt2\\ncircuit c { L9.H6 -> logits }")
+>>> tree, diagnostics = parse_text("model gpt2\\ncircuit c { L9.H6 -> logits }")
 >>> tree.statements[1].name
 'c'
 """
