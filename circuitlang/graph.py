@@ -132,35 +132,37 @@ class CircuitGraph:
         return CircuitGraph(frozenset(node_set), edge_set, **kwargs)  # type: ignore[arg-type]
 
     # -- set algebra -----------------------------------------------------------------
+    # A union keeps every node of both sides; every other operation keeps the nodes
+    # that still have an edge (a node that lost all its edges is no longer in the circuit).
     def union(self, other: "CircuitGraph") -> "CircuitGraph":
         notes = {**other.annotations, **self.annotations}
         return self._derive(self.nodes | other.nodes, self.edges | other.edges, notes, other)
 
     def intersection(self, other: "CircuitGraph") -> "CircuitGraph":
         edges = self.edges & other.edges
-        return self._derive(self.nodes & other.nodes | _endpoints(edges), edges, self.annotations, other)
+        return self._derive(_endpoints(edges), edges, self.annotations, other)
 
     def difference(self, other: "CircuitGraph") -> "CircuitGraph":
         edges = self.edges - other.edges
-        return self._derive((self.nodes - other.nodes) | _endpoints(edges), edges, self.annotations, other)
+        return self._derive(_endpoints(edges), edges, self.annotations, other)
 
     def without_nodes(self, nodes: Iterable[Node]) -> "CircuitGraph":
         """Remove these nodes and every edge touching them."""
         drop = frozenset(nodes)
         edges = frozenset(e for e in self.edges if e.sender not in drop and e.receiver not in drop)
-        return self._derive(self.nodes - drop, edges, self.annotations)
+        return self._derive(_endpoints(edges), edges, self.annotations)
 
     def without_inputs(self, ports: Iterable[tuple[Node, str | None]]) -> "CircuitGraph":
         """Remove the edges into these receiver channels (`L9.H6.q`)."""
         drop = frozenset(ports)
         edges = frozenset(e for e in self.edges if (e.receiver, e.channel) not in drop)
-        return self._derive(self.nodes, edges, self.annotations)
+        return self._derive(_endpoints(edges), edges, self.annotations)
 
     def restricted_to(self, nodes: Iterable[Node]) -> "CircuitGraph":
         """The subgraph induced by these nodes."""
         keep = frozenset(nodes)
         edges = frozenset(e for e in self.edges if e.sender in keep and e.receiver in keep)
-        return self._derive(self.nodes & keep, edges, self.annotations)
+        return self._derive(_endpoints(edges), edges, self.annotations)
 
     __or__ = union
     __and__ = intersection

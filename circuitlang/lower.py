@@ -332,7 +332,7 @@ class Lowerer:
     def _lower_body(self, definition: S.CircuitDef, ctx: _Context) -> CircuitGraph:
         edges: dict[Edge, S.Span] = {}
         annotations: dict[Edge, dict[str, object]] = {}
-        listed: dict[Node, S.Span] = {}
+        listed: dict[Port, S.Span] = {}
         included: list[CircuitGraph] = []
         has_edges = failed = False
         for stmt in definition.body or ():
@@ -344,20 +344,20 @@ class Lowerer:
                     self._edge_stmt(stmt, ctx, edges, annotations)
                 elif isinstance(stmt, S.NodeStmt):
                     for expr in stmt.nodes:
-                        for node, _ in self.nodes_of(expr, ctx):
-                            listed.setdefault(node, _span(expr))
+                        for port in self.nodes_of(expr, ctx):
+                            listed.setdefault(port, _span(expr))
                 elif isinstance(stmt, S.IncludeStmt):
                     has_edges = True
                     included.append(self.circuit_of(stmt.expr, ctx))
             except _Failed:
                 failed = True
         if not has_edges and listed:
-            graph = self.node_level(frozenset((n, None) for n in listed), ctx)
+            graph = self.node_level(frozenset(listed), ctx)
             return graph.renamed(definition.name, definition.doc)
-        graph = CircuitGraph.from_edges(edges, listed, model=ctx.model, annotations=annotations)
+        graph = CircuitGraph.from_edges(edges, (n for n, _ in listed), model=ctx.model, annotations=annotations)
         for other in included:
             graph = graph | other
-        for node, span in listed.items():
+        for (node, _), span in listed.items():
             if not any(node in (e.sender, e.receiver) for e in graph.edges):
                 self._warn("W503", f"`{node}` has no edges in this circuit", span, "isolated node",
                            "an edge-level circuit lists edges; a circuit of nodes alone means all edges among them")
@@ -414,7 +414,9 @@ class Lowerer:
                        "duplicate edges")
 
     def _backward(self, sender: Node, receiver: Node, ctx: _Context, span: S.Span) -> None:
-        if sender.layer == receiver.layer and sender.is_head and receiver.kind == "mlp":
+        if sender == receiver:
+            why = "a component does not feed its own input"
+        elif sender.layer == receiver.layer and sender.is_head and receiver.kind == "mlp":
             why = f"{ctx.model} runs attention and MLP in parallel, so `{sender}` does not feed `{receiver}`"
         elif sender.layer == receiver.layer:
             why = f"`{sender}` and `{receiver}` are in the same layer; `{sender}` is computed after `{receiver}`'s input" \
