@@ -316,6 +316,34 @@ def models() -> None:
         click.echo(f"{name:<{width}}  {shape.describe():<48}  {shape.source}")
 
 
+@cli.command("stdlib")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def stdlib_command(fmt: str) -> None:
+    """List the standard library: import name, model, circuits with node and edge counts, source.
+
+    \b
+    Example:
+      circ stdlib
+      # then, in a .circ file:  import stdlib.zoo.induction
+    """
+    import json
+
+    from .library import list_stdlib
+
+    entries = list_stdlib()
+    if fmt == "json":
+        click.echo(json.dumps([e.to_json() for e in entries], indent=2))
+        return
+    for entry in entries:
+        click.echo(f"{entry.import_name}  (model {entry.model or 'any: motifs'})")
+        if entry.source:
+            click.echo(f"    source: {entry.source}")
+        for name, nodes, edges in entry.circuits:
+            click.echo(f"    circuit {name}: {nodes} nodes, {edges} edges")
+        for name, params in entry.motifs:
+            click.echo(f"    motif {name}({', '.join(params)})")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning internal errors into one line and exit code 2."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])

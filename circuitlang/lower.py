@@ -227,7 +227,7 @@ class Lowerer:
         self._check_same_model(sym, ref, ctx)
         if sym.kind == "group":
             assert isinstance(sym.definition, S.GroupDef)
-            if sym.unit is not ctx.scope.unit and sym.unit.shape is None:
+            if sym.unit.shape is None and ctx.shape is not None:
                 # A group from a model-less file expands against the user's model.
                 return self._members(sym.definition.members, _Context(Scope(sym.unit), ctx.shape, ctx.model))
             return self.group(sym.unit, sym.definition)
@@ -238,7 +238,7 @@ class Lowerer:
                             f"{len(sym.definition.params or ())} argument(s)", ref.span, "needs arguments",
                             f"write `{ref}({', '.join(sym.definition.params or ())})`")
                 raise _Failed
-            if sym.unit is not ctx.scope.unit and sym.unit.shape is None:
+            if sym.unit.shape is None and ctx.shape is not None:
                 return self._lower_definition(sym.definition, _Context(Scope(sym.unit), ctx.shape, ctx.model))
             return self.circuit(sym.unit, sym.definition)
         what = "an imported file" if sym.kind == "module" else f"a {sym.kind}"
@@ -286,10 +286,12 @@ class Lowerer:
         target = ctx.scope.lookup(call.callee)
         if not (isinstance(target, Symbol) and target.kind == "circuit"
                 and isinstance(target.definition, S.CircuitDef) and target.definition.is_motif):
-            what = "not defined" if target is None else "not a parameterised circuit"
-            self._error("E305" if target is not None else "E301", f"`{call.callee}` is {what}", call.callee.span,
-                        "cannot be called", "only circuits declared with parameters, `circuit name(a, b) {...}`, "
-                        "can be called")
+            if target is None:
+                self._error("E301", f"unknown name `{call.callee}`", call.callee.span, "not defined")
+            else:
+                self._error("E305", f"`{call.callee}` is not a parameterised circuit", call.callee.span,
+                            "cannot be called", "only circuits declared with parameters, `circuit name(a, b) {...}`, "
+                            "can be called")
             raise _Failed
         motif = target.definition
         params = motif.params or ()
@@ -409,6 +411,7 @@ class Lowerer:
         if produced == 0 and pairs:
             self._error("E207", "no edges: every source comes after every target", stmt.span,
                         "nothing flows this way", "edges run from earlier layers to later ones")
+            raise _Failed
         elif repeated:
             self._warn("W502", f"{repeated} edge(s) of this statement are already in the circuit", stmt.span,
                        "duplicate edges")

@@ -73,6 +73,10 @@ def _render_one(d: Diagnostic, src: _Sources, color: bool) -> str:
     bar = _paint(" " * gutter + " |", _BLUE, color)
     out.append(f"{' ' * gutter}{_paint('-->', _BLUE, color)} {span}" if span.line else f" --> {span.path}")
     text = src.line(span.path, span.line) if span.line else None
+    if text is not None and ("\x00" in text or d.code in ("E003", "E004")):
+        text = None  # a binary or huge file: no snippet
+    if text is not None and len(text) > _MAX_SNIPPET:
+        text, span = _window(text, span)
     if text is not None:
         start = max(span.column, 1)
         end = span.end_column if span.end_line == span.line and span.end_column > start else len(text) + 1
@@ -85,6 +89,22 @@ def _render_one(d: Diagnostic, src: _Sources, color: bool) -> str:
     if d.help:
         out.append(f"{' ' * gutter} = help: {d.help}")
     return "\n".join(out) + "\n"
+
+
+_MAX_SNIPPET = 200
+
+
+def _window(text: str, span):
+    """A long line cut to the part around the span, so a minified file stays readable."""
+    from .syntax import Span
+
+    start = max(0, span.column - 1 - 60)
+    piece = text[start:start + _MAX_SNIPPET]
+    prefix = "..." if start else ""
+    shift = start - len(prefix)
+    moved = Span(span.path, span.line, span.column - shift,
+                 span.end_line, span.end_column - shift if span.end_line == span.line else span.end_column)
+    return prefix + piece + ("..." if start + _MAX_SNIPPET < len(text) else ""), moved
 
 
 def render_concise(diagnostics: Iterable[Diagnostic]) -> str:

@@ -328,6 +328,8 @@ def check_names(unit: Unit) -> list[Diagnostic]:
             elif isinstance(target, Local):
                 used_locals.setdefault(id(scope.circuit), set()).add(target.name)
     for stmt in unit.module.statements:
+        if isinstance(stmt, S.CircuitDef):
+            diagnostics += _duplicate_locals(stmt)
         if isinstance(stmt, S.CircuitDef) and stmt.params:
             for param in stmt.params:
                 if param not in used_locals.get(id(stmt), set()):
@@ -349,6 +351,21 @@ def check_names(unit: Unit) -> list[Diagnostic]:
                 diagnostics.append(Diagnostic("W309", f"`{name}` is imported but never used", stmt.span,
                                               "unused import", "remove the import"))
     return diagnostics
+
+
+def _duplicate_locals(circuit: S.CircuitDef) -> list[Diagnostic]:
+    """E302 for a local group defined twice, or named like a parameter, in one circuit."""
+    seen: dict[str, S.Span] = {name: circuit.name_span for name in circuit.params or ()}
+    out = []
+    for stmt in circuit.body or ():
+        if isinstance(stmt, S.GroupDef):
+            if stmt.name in seen:
+                out.append(Diagnostic("E302", f"`{stmt.name}` is defined twice in circuit `{circuit.name}`",
+                                      stmt.name_span, "second definition",
+                                      related=(Related("first defined here", seen[stmt.name]),)))
+            else:
+                seen[stmt.name] = stmt.name_span
+    return out
 
 
 def _unknown_name(scope: Scope, ref: S.NameRef) -> Diagnostic:

@@ -1,0 +1,53 @@
+"""The standard library as data: what `circ stdlib` lists and docs/stdlib.md shows.
+
+Each stdlib file's first comment line names its source; its circuits are lowered
+against its own model (motif files, without a model, list their motifs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import syntax as S
+from .api import compile_file
+from .resolve import stdlib_root
+
+
+@dataclass(frozen=True)
+class LibraryEntry:
+    import_name: str
+    path: str
+    model: str | None
+    source: str
+    circuits: tuple[tuple[str, int, int], ...] = field(default=())
+    motifs: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
+    errors: int = 0
+
+    def to_json(self) -> dict:
+        return {
+            "import": self.import_name, "path": self.path, "model": self.model, "source": self.source,
+            "circuits": [{"name": n, "nodes": a, "edges": b} for n, a, b in self.circuits],
+            "motifs": [{"name": n, "params": list(p)} for n, p in self.motifs], "errors": self.errors,
+        }
+
+
+def _source_line(module: S.Module) -> str:
+    first = sorted(module.comments, key=lambda c: c.line)[:1]
+    return first[0].text.lstrip("/ ").strip() if first else ""
+
+
+def list_stdlib() -> list[LibraryEntry]:
+    root = stdlib_root()
+    entries = []
+    for path in sorted(root.rglob("*.circ")):
+        result = compile_file(path, check_files=False)
+        module = result.program.root.module if result.program else S.Module(())
+        motifs = tuple((s.name, s.params or ()) for s in module.statements
+                       if isinstance(s, S.CircuitDef) and s.is_motif)
+        rel = path.relative_to(root).with_suffix("")
+        entries.append(LibraryEntry(
+            import_name="stdlib." + ".".join(rel.parts), path=str(path), model=result.model,
+            source=_source_line(module),
+            circuits=tuple((n, len(g.nodes), len(g.edges)) for n, g in result.circuits.items()),
+            motifs=motifs, errors=sum(d.is_error for d in result.diagnostics)))
+    return entries
