@@ -21,9 +21,15 @@ EXAMPLES = {
     "check": """
 \b
 Examples:
-  circ check --static examples/first_circuit.circ
-  circ check --static stdlib/            # every .circ file below a folder
+  circ check stdlib/zoo/induction.circ    # static checks, then every hypothesis on the model
+  circ check --static stdlib/             # every .circ file below a folder, no model loaded
   circ check --static --format concise a.circ b.circ
+""",
+    "eval": """
+\b
+Examples:
+  circ eval stdlib/zoo/induction.circ --json report.json --markdown report.md
+  circ eval mine.circ --circuit induction --task repeat_tokens
 """,
     "fmt": """
 \b
@@ -90,37 +96,189 @@ def _circ_files(paths: Iterable[str]) -> list[Path]:
 # ---------------------------------------------------------------------------------
 
 
+def _model_options(fn):
+    """Options shared by the commands that load a model."""
+    options = [
+        click.option("--device", default="cpu", show_default=True, help="Where to run: cpu, cuda, cuda:1, mps."),
+        click.option("--dtype", type=click.Choice(["float32", "float64", "bfloat16", "float16"]), default="float32",
+                     show_default=True),
+        click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
+                     help="Examples per forward pass."),
+        click.option("--seed", type=int, default=None, help="Override every task's seed."),
+        click.option("--skip-unavailable", is_flag=True,
+                     help="Report files whose model is not available offline as skipped, not failed."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _run_options(device: str, dtype: str, batch_size: int, seed: int | None, skip_unavailable: bool):
+    from .runner import RunOptions
+
+    return RunOptions(device, dtype, batch_size, seed, skip_unavailable)
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr for evaluations that take more than a moment."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self.progress = Progress(console=Console(stderr=True), transient=True)
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        if label not in self.tasks:
+            self.tasks[label] = self.progress.add_task(f"evaluating {label}", total=total)
+        self.progress.update(self.tasks[label], completed=done, total=total)
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+
+def _evaluate_files(files, options, fmt: str, details: bool):
+    """Evaluate each clean file's checks; print verdicts; return (outcomes, failed)."""
+    from rich.console import Console
+
+    from .eval_report import print_terminal
+    from .runner import run_checks
+
+    console = Console()
+    outcomes = []
+    failed = False
+    for compiled in files:
+        if not compiled.checks:
+            continue
+        with _ProgressBar() as bar:
+            options.progress = bar
+            outcome = run_checks(compiled, options)
+        outcomes.append(outcome)
+        if fmt != "json":
+            print_terminal(console, compiled.path, outcome.checks, details=details)
+            for problem in outcome.problems:
+                click.echo(f"error: {problem.where}: {problem.message}", err=True)
+                if problem.help:
+                    click.echo(f"  = help: {problem.help}", err=True)
+            if outcome.skipped:
+                click.echo(f"skipped: {outcome.skipped}", err=True)
+        failed = failed or not outcome.passed
+    return outcomes, failed
+
+
 @cli.command(epilog=EXAMPLES["check"])
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--static", "static", is_flag=True,
               help="Only parse and check against the model's shape; load no model and run no hypothesis.")
 @click.option("--format", "fmt", type=click.Choice(["full", "concise", "json"]), default="full",
-              show_default=True, help="How to print diagnostics.")
+              show_default=True, help="How to print diagnostics (and, with json, the verdicts).")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
-def check(paths: tuple[str, ...], static: bool, fmt: str, strict: bool) -> None:
-    """Check .circ files: syntax, names, imports, the model's shape, edges, tasks and checks.
+@_model_options
+def check(paths: tuple[str, ...], static: bool, fmt: str, strict: bool, device: str, dtype: str, batch_size: int,
+          seed: int | None, skip_unavailable: bool) -> None:
+    """Check .circ files, then evaluate their hypotheses on the model.
 
-    PATHS are files or folders (searched for *.circ). Prints diagnostics with file, line,
-    column and a stable code (docs/diagnostics.md); exits 1 if any file has an error.
+    PATHS are files or folders (searched for *.circ). First the static checks: syntax,
+    names, imports, the model's shape, edges, tasks and checks, printed as diagnostics
+    with file, line, column and a stable code (docs/diagnostics.md). Then, unless
+    --static, every `check` block runs on the model the file names and each `expect`
+    prints its measured value and pass or FAIL. Exits 1 if any file has an error or any
+    hypothesis fails, so it can gate CI.
     """
+    import json
+
     from .api import compile_file
+    from .eval_report import checks_json
     from .report import summary, write_diagnostics
 
     files = _circ_files(paths)
-    everything = []
-    pending_checks = 0
-    for file in files:
-        result = compile_file(file)
-        everything += result.diagnostics
-        pending_checks += len(result.checks)
-    write_diagnostics(everything, fmt)
-    failed = any(d.is_error for d in everything) or (strict and bool(everything))
-    if fmt != "json":
+    compiled = [compile_file(file) for file in files]
+    everything = [d for c in compiled for d in c.diagnostics]
+    if fmt == "json" and static:
+        write_diagnostics(everything, fmt)
+    elif fmt != "json":
+        write_diagnostics(everything, fmt)
         click.echo(summary(everything, len(files)), err=True)
-        if pending_checks and not static:
-            click.echo(f"note: {pending_checks} check block(s) were checked statically only; evaluating "
-                       "hypotheses on a model is not available in this version", err=True)
+    failed = any(d.is_error for d in everything) or (strict and bool(everything))
+    if not static:
+        options = _run_options(device, dtype, batch_size, seed, skip_unavailable)
+        outcomes, eval_failed = _evaluate_files([c for c in compiled if c.ok], options, fmt, details=False)
+        failed = failed or eval_failed
+        if fmt == "json":
+            from .report import to_json
+
+            click.echo(json.dumps({"diagnostics": [to_json(d) for d in everything],
+                                   "files": [{**checks_json(o.path, o.checks),
+                                              "problems": [vars(p) for p in o.problems],
+                                              "skipped": o.skipped} for o in outcomes]}, indent=2))
+        elif outcomes:
+            checks = sum(len(o.checks) for o in outcomes)
+            passed = sum(c.passed for o in outcomes for c in o.checks)
+            click.echo(f"{passed} of {checks} check(s) passed", err=True)
     sys.exit(1 if failed else 0)
+
+
+@cli.command("eval", epilog=EXAMPLES["eval"])
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the full report as JSON here.")
+@click.option("--markdown", "md_path", type=click.Path(path_type=Path), help="Write the report as Markdown here.")
+@click.option("--circuit", "circuit_name", help="Evaluate this circuit (with --task) instead of the check blocks.")
+@click.option("--task", "task_name", help="The task to evaluate --circuit on.")
+@click.option("--completeness", "samples", type=click.IntRange(0), default=10, show_default=True,
+              help="Random node subsets to try for completeness (with --circuit).")
+@_model_options
+def eval_command(file: Path, json_path: Path | None, md_path: Path | None, circuit_name: str | None,
+                 task_name: str | None, samples: int, device: str, dtype: str, batch_size: int, seed: int | None,
+                 skip_unavailable: bool) -> None:
+    """Evaluate a file's circuits on its model and write a full report.
+
+    For each `check` block: every expectation's verdict, the circuit's faithfulness,
+    each edge's and node's contribution (minimality) and the completeness found, with
+    per-example metric values in the JSON. With --circuit and --task, evaluates that
+    pair without a check block.
+    """
+    from rich.console import Console
+
+    from .check import CheckSpec
+    from .eval_report import checks_json, dumps, markdown, print_terminal
+    from .runner import FileOutcome, run_checks
+
+    compiled = _compile_or_exit(file)
+    options = _run_options(device, dtype, batch_size, seed, skip_unavailable)
+    options.full_report, options.completeness_samples = True, samples
+    if circuit_name or task_name:
+        if not (circuit_name and task_name):
+            raise _Fail("--circuit and --task go together")
+        if task_name not in compiled.tasks:
+            raise _Fail(f"no task `{task_name}` in {file}; it has: {', '.join(compiled.tasks) or 'none'}")
+        circuit = _pick_circuit(compiled, circuit_name)
+        compiled.checks = [CheckSpec(circuit, compiled.tasks[task_name], ())]
+    if not compiled.checks:
+        raise _Fail(f"{file} has no check blocks; name a circuit and task with --circuit and --task")
+    with _ProgressBar() as bar:
+        options.progress = bar
+        outcome: FileOutcome = run_checks(compiled, options)
+    console = Console()
+    print_terminal(console, str(file), outcome.checks, details=True)
+    for problem in outcome.problems:
+        click.echo(f"error: {problem.where}: {problem.message}", err=True)
+        if problem.help:
+            click.echo(f"  = help: {problem.help}", err=True)
+    if outcome.skipped:
+        click.echo(f"skipped: {outcome.skipped}", err=True)
+    if json_path:
+        json_path.write_text(dumps({**checks_json(str(file), outcome.checks),
+                                    "problems": [vars(p) for p in outcome.problems]}) + "\n", encoding="utf-8")
+        click.echo(f"wrote {json_path}", err=True)
+    if md_path:
+        md_path.write_text(markdown(str(file), outcome.checks), encoding="utf-8")
+        click.echo(f"wrote {md_path}", err=True)
+    sys.exit(0 if outcome.passed else 1)
 
 
 # ---------------------------------------------------------------------------------
