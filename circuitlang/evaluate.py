@@ -185,24 +185,33 @@ class Session:
         return torch.stack(rows) if rows else torch.zeros(0, len(self.data))
 
     def _knockout_logits(self, clean, ablated: SenderCache, nodes: frozenset[Node], named) -> torch.Tensor:
-        model = self.loaded.model
-        hooks = []
-        by_layer: dict[int, list[int]] = {}
-        for node in nodes:
-            if node.kind == "head":
-                by_layer.setdefault(node.layer, []).append(node.head)
-            elif node.kind == "mlp":
-                hooks.append((hook("mlp_out", node.layer),
-                              lambda x, hook, layer=node.layer: ablated.mlp_out[layer].expand_as(x).clone()))
-        for layer, heads in by_layer.items():
-            def patch(z, hook, layer=layer, heads=heads):
-                z = z.clone()
-                z[:, :, heads] = ablated.z[layer][:, :, heads].expand(z.shape[0], z.shape[1], -1, -1)
-                return z
-            hooks.append((hook("z", layer), patch))
-        with torch.no_grad():
-            logits = model.run_with_hooks(clean, fwd_hooks=hooks, reset_hooks_end=True)
-        return logits[torch.arange(clean.shape[0]), named["END"]]
+        return knockout_logits(self.loaded.model, clean, ablated, nodes, named)
+
+
+def knockout_logits(model, clean: torch.Tensor, ablated: SenderCache, nodes: frozenset[Node],
+                    named) -> torch.Tensor:
+    """Logits [B, vocab] at END with these nodes' outputs replaced by their ablated values.
+
+    Classic activation patching with hooks on `hook_z` and `hook_mlp_out`; a node-level
+    circuit must give the same logits as knocking out its complement (tested).
+    """
+    hooks = []
+    by_layer: dict[int, list[int]] = {}
+    for node in nodes:
+        if node.kind == "head":
+            by_layer.setdefault(node.layer, []).append(node.head)
+        elif node.kind == "mlp":
+            hooks.append((hook("mlp_out", node.layer),
+                          lambda x, hook, layer=node.layer: ablated.mlp_out[layer].expand_as(x).clone()))
+    for layer, heads in by_layer.items():
+        def patch(z, hook, layer=layer, heads=sorted(heads)):
+            z = z.clone()
+            z[:, :, heads] = ablated.z[layer][:, :, heads].expand(z.shape[0], z.shape[1], -1, -1)
+            return z
+        hooks.append((hook("z", layer), patch))
+    with torch.no_grad():
+        logits = model.run_with_hooks(clean, fwd_hooks=hooks, reset_hooks_end=True)
+    return logits[torch.arange(clean.shape[0]), named["END"]]
 
 
 def _add(a: SenderCache, b: SenderCache) -> SenderCache:

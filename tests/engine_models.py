@@ -1,0 +1,48 @@
+"""Small random TransformerLens models covering the architectures the engines support."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from circuitlang.backend import shape_of
+from circuitlang.graph import CircuitGraph, Edge
+from circuitlang.models import ModelShape, feeds
+
+ARCHITECTURES = {
+    "ln-mlp": dict(normalization_type="LN", attn_only=False),
+    "no-norm-attn-only": dict(normalization_type=None, attn_only=True),
+    "lnpre-parallel": dict(normalization_type="LNPre", attn_only=False, parallel_attn_mlp=True),
+    "rms-rotary": dict(normalization_type="RMS", attn_only=False, positional_embedding_type="rotary",
+                       rotary_dim=8),
+}
+
+
+def tiny_model(architecture: str, dtype: torch.dtype = torch.float64, seed: int = 0):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+        cfg = HookedTransformerConfig(n_layers=3, d_model=32, n_ctx=16, d_head=8, n_heads=3, d_vocab=23,
+                                      d_mlp=48, act_fn="gelu", seed=seed, dtype=dtype,
+                                      **ARCHITECTURES[architecture])
+        model = HookedTransformer(cfg)
+    model.eval()
+    # TransformerLens initialises biases to zero; random biases test the constants too.
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.split(".")[-1].startswith("b"):
+                param.copy_(torch.randn(param.shape, generator=generator, dtype=param.dtype) * 0.1)
+    return model, shape_of(model, architecture)
+
+
+def all_edges(shape: ModelShape) -> list[Edge]:
+    nodes = shape.all_nodes()
+    return [Edge(s, r, ch) for r in nodes if r.is_receiver for s in nodes
+            if s.is_sender and feeds(s, r, shape) for ch in (("q", "k", "v") if r.is_head else (None,))]
+
+
+def full_circuit(shape: ModelShape) -> CircuitGraph:
+    return CircuitGraph.from_edges(all_edges(shape))
