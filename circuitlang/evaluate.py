@@ -429,9 +429,17 @@ def task_data(spec: TaskSpec, loaded: LoadedModel) -> TaskData:
     return TaskData(data.clean, data.corrupt, data.answer, data.wrong, data.positions, spec.name)
 
 
-def evaluate(circuit: CircuitGraph, model: LoadedModel, task: TaskData, ablation: str = "resample",
-             metric: str = "logit_diff", epsilon: float = 0.01, completeness_samples: int = 0,
-             batch_size: int = 32, seed: int = 0) -> CircuitReport:
-    """Faithfulness, minimality and (optionally) completeness of one circuit."""
-    session = Session(model, task, ablation, metric, batch_size)
+def evaluate(circuit: CircuitGraph, model: "LoadedModel | str", task: "TaskData | TaskSpec",
+             ablation: str = "resample", metric: str = "logit_diff", epsilon: float = 0.01,
+             completeness_samples: int = 0, batch_size: int = 32, seed: int = 0) -> CircuitReport:
+    """Faithfulness, minimality and (optionally) completeness of one circuit.
+
+    `model` is a loaded model or a name (`"zoo:induction-2l"`, `"gpt2"`); `task` is task
+    data or a task from a compiled file (`circuitlang.load(path).tasks["name"]`).
+    """
+    from .backend import load_model
+
+    loaded = load_model(model) if isinstance(model, str) else model
+    data = task_data(task, loaded) if isinstance(task, TaskSpec) else task
+    session = Session(loaded, data, ablation, metric, batch_size)
     return Evaluator(session, epsilon).report(circuit, completeness_samples=completeness_samples, seed=seed)

@@ -136,3 +136,11 @@ def run_file(path: Path, options: RunOptions) -> tuple[Compiled, FileOutcome]:
     if not compiled.ok:
         return compiled, FileOutcome(str(path))
     return compiled, run_checks(compiled, options)
+
+
+def check_file(path: str | Path, **options) -> FileOutcome:
+    """Compile a file and evaluate its checks; raises CircuitError if it does not compile."""
+    from .api import load
+
+    compiled = load(path)
+    return run_checks(compiled, RunOptions(**options))

@@ -1,0 +1,154 @@
+"""The evaluator on the zoo's planted induction circuit (ground truth), checks' verdicts,
+task files, and the guards against meaningless numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import circuitlang as cl
+from circuitlang.backend import ModelLoadError, load_model
+from circuitlang.check import TaskSpec
+from circuitlang.evaluate import EvaluationError, Evaluator, Session, task_data
+from circuitlang.graph import CircuitGraph, Edge, Node
+from circuitlang.tasks import TaskData, TaskError, load_jsonl
+
+POSITION_ONLY = {"embed -> L0.H2.q", "embed -> L0.H2.k"}
+
+
+@pytest.fixture(scope="module")
+def induction():
+    loaded = load_model("zoo:induction-2l")
+    circuit = cl.load(Path(__file__).parent.parent / "stdlib/zoo/induction.circ").circuits["induction"]
+    data = task_data(TaskSpec("repeat", ("induction", {"n": 48, "seed": 1})), loaded)
+    return loaded, circuit, data
+
+
+@pytest.mark.parametrize("ablation", ["zero", "resample", "mean"])
+def test_planted_circuit_is_faithful(induction, ablation: str) -> None:
+    loaded, circuit, data = induction
+    report = Evaluator(Session(loaded, data, ablation)).report(circuit)
+    assert report.faithfulness >= 0.95
+    by_edge = {c.name: c.delta for c in report.edges}
+    assert len(by_edge) == 7
+    for name, delta in by_edge.items():
+        if ablation != "zero" and name in POSITION_ONLY:
+            # Position-only edges: the corrupted input has the same positions.
+            assert abs(delta) < 0.05, (name, delta)
+        else:
+            assert delta >= 0.25, (name, delta)
+
+
+def test_distractor_edges_are_superfluous(induction) -> None:
+    loaded, circuit, data = induction
+    extra = [Edge(cl.EMBED, Node.attn(0, 0), "q"), Edge(Node.attn(0, 1), Node.attn(1, 1), "v"),
+             Edge(Node.attn(1, 3), cl.LOGITS)]
+    padded = circuit | CircuitGraph.from_edges(extra)
+    report = Evaluator(Session(loaded, data, "zero")).report(padded)
+    flagged = {c.name for c in report.edges if c.superfluous}
+    assert {str(e) for e in extra} <= flagged
+    assert not flagged & {str(e) for e in circuit.edges}
+
+
+def test_full_and_empty_circuits_anchor_the_scale(induction) -> None:
+    loaded, _, data = induction
+    from tests.engine_models import full_circuit
+
+    evaluator = Evaluator(Session(loaded, data, "resample"))
+    faith = evaluator.faithfulness([full_circuit(loaded.shape), CircuitGraph.from_edges([])])
+    torch.testing.assert_close(faith, torch.tensor([1.0, 0.0], dtype=faith.dtype), atol=1e-4, rtol=0)
+
+
+def test_check_verdicts_pass_and_fail(induction, tmp_path: Path) -> None:
+    source = (Path(__file__).parent.parent / "stdlib/zoo/induction.circ").read_text()
+    path = tmp_path / "ind.circ"
+    path.write_text(source + """
+task t { data induction(n = 32)  ablation zero }
+check induction on t { expect faithfulness >= 0.95  expect minimal  expect necessary ind }
+check induction on t with ablation = resample { expect minimal }
+check induction - L1.H1 on t { expect faithfulness >= 0.5 }
+""")
+    outcome = cl.check_file(path)
+    verdicts = [[r.passed for r in c.results] for c in outcome.checks]
+    assert verdicts == [[True, True, True], [False], [False]]
+    assert "embed -> L0.H2.q" in outcome.checks[1].results[0].detail
+
+
+def test_metric_that_cannot_separate_model_from_empty_is_an_error(induction) -> None:
+    loaded, _, data = induction
+    same = TaskData(data.clean, data.clean, data.answer, data.wrong, data.positions)
+    with pytest.raises(EvaluationError, match="does not tell the model from the empty circuit"):
+        Evaluator(Session(loaded, same, "resample"))
+
+
+@pytest.mark.parametrize("metric", ["logit_diff", "logprob", "prob", "kl", "accuracy"])
+def test_every_metric_gives_a_finite_faithfulness(induction, metric: str) -> None:
+    loaded, circuit, data = induction
+    report = Evaluator(Session(loaded, data, "zero", metric)).report(circuit, minimality=False)
+    assert report.faithfulness == pytest.approx(1.0, abs=0.05)
+
+
+def test_jsonl_tasks_load_and_report_the_bad_line(tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"clean": [1, 2, 3], "corrupt": [1, 4, 3], "answer": 5, "wrong": 6, "positions": {"S": 1}}\n'
+                    '{"clean": [1, 2], "corrupt": [1, 4], "answer": 5, "wrong": 6, "positions": {"S": -1}}\n')
+    data = load_jsonl(good)
+    assert data.clean.shape == (2, 3)
+    assert data.positions["END"].tolist() == [2, 1]
+    assert data.positions["S"].tolist() == [1, 1]
+    cases = {
+        '{"clean": [1], "corrupt": [1]}': (1, "missing field"),
+        '{"clean": [1, 2], "corrupt": [1], "answer": 1, "wrong": 2}': (1, "clean has 2 tokens"),
+        'not json': (1, "invalid JSON"),
+        '{"clean": "text", "corrupt": "text", "answer": 1, "wrong": 2}': (1, "no tokenizer"),
+    }
+    for line, (number, message) in cases.items():
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text('{"clean": [1], "corrupt": [2], "answer": 1, "wrong": 2}\n' * (number - 1) + line + "\n")
+        with pytest.raises(TaskError, match=message) as info:
+            load_jsonl(bad)
+        assert info.value.line == number
+
+
+def test_task_file_errors_reach_the_cli_with_their_line(tmp_path: Path) -> None:
+    (tmp_path / "t.jsonl").write_text('{"clean": [1, 2], "corrupt": [1, 3], "answer": 999, "wrong": 2}\n')
+    path = tmp_path / "c.circ"
+    path.write_text('model zoo:induction-2l\ncircuit c { L1.H1 -> logits }\ntask t { data "t.jsonl" }\n'
+                    'check c on t { expect faithfulness >= 0.5 }\n')
+    from click.testing import CliRunner
+
+    from circuitlang.cli import cli
+
+    result = CliRunner().invoke(cli, ["check", str(path)])
+    assert result.exit_code == 1
+    assert "t.jsonl:1" in result.output and "outside the vocabulary" in result.output
+
+
+def test_unavailable_pretrained_model_is_a_clear_error() -> None:
+    with pytest.raises(ModelLoadError, match="offline") as info:
+        load_model("gpt2-this-does-not-exist")
+    assert "Hugging Face cache" in (info.value.help or "")
+
+
+def test_eval_writes_json_and_markdown(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from circuitlang.cli import cli
+
+    source = (Path(__file__).parent.parent / "stdlib/zoo/induction.circ").read_text()
+    path = tmp_path / "ind.circ"
+    path.write_text(source + "\ntask t { data induction(n = 16)  ablation zero }\n")
+    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
+    result = CliRunner().invoke(cli, ["eval", str(path), "--circuit", "induction", "--task", "t", "--json",
+                                      str(out_json), "--markdown", str(out_md), "--completeness", "3"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out_json.read_text())
+    assert report["schema"] == 1
+    check = report["checks"][0]["report"]
+    assert check["faithfulness"] >= 0.95
+    assert len(check["per_example"]["circuit"]) == 16
+    assert len(check["edges"]) == 7 and check["completeness"]["worst_gap"] >= 0
+    assert "| faithfulness |" in out_md.read_text()
