@@ -167,6 +167,8 @@ def _evaluate_files(files, options, fmt: str, details: bool):
                     click.echo(f"  = help: {problem.help}", err=True)
             if outcome.skipped:
                 click.echo(f"skipped: {outcome.skipped}", err=True)
+            for note in outcome.notes:
+                click.echo(f"note: {note}", err=True)
         failed = failed or not outcome.passed
     return outcomes, failed
 

@@ -69,6 +69,7 @@ class Session:
             raise EvaluationError("the task has token ids outside the model's vocabulary")
         self._fast: FastEngine | None = None
         self.engine_note = ""
+        self.notes: list[str] = []
         if self.engine in ("auto", "fast"):
             try:
                 self._fast = FastEngine(model, self.loaded.shape)
@@ -165,10 +166,14 @@ class Session:
             if self._fast is not None:
                 return self._fast.run(clean, ablated.outputs, variants, named)
             return run_reference(self.loaded.model, self.loaded.shape, clean, ablated.outputs, variants, named)
-        except torch.cuda.OutOfMemoryError:  # pragma: no cover - needs a GPU
+        except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError) as err:
+            if not _out_of_memory(err):
+                raise
             if len(variants) == 1:
-                raise EvaluationError("out of GPU memory with a single circuit", "lower --batch-size") from None
+                raise EvaluationError("out of memory evaluating a single circuit",
+                                      "lower --batch-size, or use a smaller --dtype") from None
             half = len(variants) // 2
+            self.notes.append(f"ran out of memory with {len(variants)} circuits in one pass; split them in two")
             return torch.cat([self._run(clean, ablated, variants[:half], named),
                               self._run(clean, ablated, variants[half:], named)])
 
@@ -212,6 +217,12 @@ def knockout_logits(model, clean: torch.Tensor, ablated: SenderCache, nodes: fro
     with torch.no_grad():
         logits = model.run_with_hooks(clean, fwd_hooks=hooks, reset_hooks_end=True)
     return logits[torch.arange(clean.shape[0]), named["END"]]
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    text = str(err).lower()
+    return isinstance(err, (MemoryError, torch.cuda.OutOfMemoryError)) or "out of memory" in text or \
+        "not enough memory" in text
 
 
 def _add(a: SenderCache, b: SenderCache) -> SenderCache:

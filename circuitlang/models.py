@@ -77,9 +77,11 @@ KNOWN_SHAPES: dict[str, ModelShape] = {
         _shape("pythia-160m", 12, 12, 768, "TransformerLens pretrained (EleutherAI)", parallel_attn_mlp=True),
         _shape("pythia-410m", 24, 16, 1024, "TransformerLens pretrained (EleutherAI)", parallel_attn_mlp=True),
         # The zoo: models built in code with known circuits (see docs/evaluation.md).
-        _shape("zoo:induction-2l", 2, 4, 64, "zoo: hand-set induction circuit", attn_only=True),
+        _shape("zoo:induction-2l", 2, 4, 128, "zoo: hand-set induction circuit", attn_only=True),
         _shape("zoo:mlp-planted", 2, 2, 32, "zoo: hand-set circuit through an MLP"),
         _shape("zoo:gpt2-random", 12, 12, 768, "zoo: random weights in GPT-2-small shape"),
+        _shape("zoo:induction-trained", 2, 4, 64, "zoo: trained on induction, circuit found by patching",
+               attn_only=True),
     ]
 }
 

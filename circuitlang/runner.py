@@ -47,6 +47,7 @@ class FileOutcome:
     reports: list[CircuitReport] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     skipped: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -113,6 +114,18 @@ def run_checks(compiled: Compiled, options: RunOptions) -> FileOutcome:
         else:
             outcome.problems.append(Problem(where, str(err), err.help))
         return outcome
+    static = compiled.shape
+    if static is not None:
+        mine = (static.n_layers, static.n_heads, static.attn_only)
+        theirs = (loaded.shape.n_layers, loaded.shape.n_heads, loaded.shape.attn_only)
+        if mine != theirs:
+            decl = compiled.program.root.module.model if compiled.program else None
+            outcome.problems.append(Problem(
+                str(decl.span) if decl else compiled.path,
+                f"the loaded model has {theirs[0]} layers x {theirs[1]} heads (attention-only: {theirs[2]}), "
+                f"but static checks used {mine[0]} x {mine[1]} (attention-only: {mine[2]})",
+                "the shape table in circuitlang/models.py or the checkpoint's config.json is wrong"))
+            return outcome
     sessions = _Sessions(loaded, options)
     for spec in compiled.checks:
         ablation = str(spec.options.get("ablation", spec.task.ablation))
@@ -121,6 +134,7 @@ def run_checks(compiled: Compiled, options: RunOptions) -> FileOutcome:
         try:
             evaluator = sessions.evaluator(spec.task, ablation, metric, epsilon)
             outcome.checks.append(evaluator.run_check(spec, options.full_report, options.completeness_samples))
+            outcome.notes += [n for n in evaluator.session.notes if n not in outcome.notes]
         except TaskError as err:
             where = f"{err.path}:{err.line}" if err.path and err.line else (err.path or _where(compiled, spec.task))
             outcome.problems.append(Problem(where, f"task `{spec.task.name}`: {err}", err.help))

@@ -152,3 +152,37 @@ def test_eval_writes_json_and_markdown(tmp_path: Path) -> None:
     assert len(check["per_example"]["circuit"]) == 16
     assert len(check["edges"]) == 7 and check["completeness"]["worst_gap"] >= 0
     assert "| faithfulness |" in out_md.read_text()
+
+
+def test_out_of_memory_splits_the_variants_with_a_note(induction, monkeypatch) -> None:
+    loaded, circuit, data = induction
+    from circuitlang.engine_fast import FastEngine
+
+    real = FastEngine.run
+
+    def tight(self, clean, ablated, variants, named):
+        if len(variants) > 2:
+            raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 1 GB")
+        return real(self, clean, ablated, variants, named)
+
+    session = Session(loaded, data, "zero")
+    expected = Evaluator(session).report(circuit)
+    monkeypatch.setattr(FastEngine, "run", tight)
+    session = Session(loaded, data, "zero")
+    report = Evaluator(session).report(circuit)
+    assert [c.delta for c in report.edges] == pytest.approx([c.delta for c in expected.edges], abs=1e-6)
+    assert any("split them in two" in note for note in session.notes)
+
+
+def test_shape_mismatch_between_table_and_model_is_reported(induction, monkeypatch, tmp_path: Path) -> None:
+    from circuitlang import models
+    from circuitlang.runner import RunOptions, run_checks
+
+    wrong = models.ModelShape("zoo:induction-2l", 3, 4, 128, attn_only=True)
+    monkeypatch.setitem(models.KNOWN_SHAPES, "zoo:induction-2l", wrong)
+    path = tmp_path / "c.circ"
+    path.write_text("model zoo:induction-2l\ncircuit c { L1.H1 -> logits }\ntask t { data induction(n = 8) }\n"
+                    "check c on t { expect faithfulness >= 0.1 }\n")
+    outcome = run_checks(cl.compile_file(path), RunOptions())
+    assert not outcome.passed
+    assert "static checks used 3 x 4" in outcome.problems[0].message
