@@ -197,7 +197,7 @@ def _cluster_lines(nodes: list[Node], groups: Mapping[str, Iterable[Node]], attr
         if not inside:
             continue
         lines.append(f"  subgraph {_q(f'cluster_{i}_{name}')} {{")
-        lines.append(f'    graph [label={_q(name)}, style="rounded,dashed", color="#7f7f7f", '
+        lines.append(f'    graph [label={_q(name)}, style="rounded,dashed", color="#7f7f7f", labelloc="b", '
                      'fontcolor="#404040", fontsize="11"];')
         lines += [f"    {_q(str(n))} [{_attrs(attrs_of(n))}];" for n in inside]
         lines.append("  }")
@@ -266,11 +266,12 @@ def _note_key(notes: Mapping[str, object] | None) -> str:
 def _legend(labels: tuple[str, str]) -> list[str]:
     rows = [("both", "in both", "solid"), ("a", f"only in {labels[0]}", "dashed"),
             ("b", f"only in {labels[1]}", "solid")]
-    lines = ['  subgraph "cluster_legend" {', '    graph [label="legend", style="rounded", color="#bfbfbf"];']
+    lines = ['  subgraph "cluster_legend" {',
+             '    graph [label="legend", labelloc="b", style="rounded", color="#bfbfbf"];']
     for key, text, style in rows:
         lines.append(f'    "__legend_{key}" [shape="box", style={_q(style)}, color={_q(_DIFF_COLOR[key])}, '
                      f'fontcolor={_q(_DIFF_COLOR[key])}, label={_q(text)}];')
-    lines.append('    "__legend_both" -> "__legend_a" -> "__legend_b" [style="invis"];')
+    lines.append('    "__legend_b" -> "__legend_a" -> "__legend_both" [style="invis"];')
     lines.append("  }")
     return lines
 
