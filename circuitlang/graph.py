@@ -124,12 +124,18 @@ class CircuitGraph:
 
     @staticmethod
     def from_edges(edges: Iterable[Edge], nodes: Iterable[Node] = (), **kwargs: object) -> "CircuitGraph":
+        """A circuit of these edges; its nodes are their endpoints plus `nodes`.
+
+        Annotations, if given, are kept for the circuit's edges only, read-only.
+        """
         edge_set = frozenset(edges)
         node_set = set(nodes)
         for e in edge_set:
             node_set.add(e.sender)
             node_set.add(e.receiver)
-        return CircuitGraph(frozenset(node_set), edge_set, **kwargs)  # type: ignore[arg-type]
+        notes = kwargs.pop("annotations", None) or {}
+        kept = MappingProxyType({e: a for e, a in notes.items() if e in edge_set})  # type: ignore[union-attr]
+        return CircuitGraph(frozenset(node_set), edge_set, annotations=kept, **kwargs)  # type: ignore[arg-type]
 
     # -- set algebra -----------------------------------------------------------------
     # A union keeps every node of both sides; every other operation keeps the nodes
