@@ -1,0 +1,386 @@
+"""The zoo: deterministic models, valid task data, and ground truth for planted circuits.
+
+The ground-truth checks use a self-contained reference implementation of edge patching
+(DESIGN.md section 4), written here with TransformerLens hooks and nothing from the
+evaluator: every receiver's input is rebuilt as
+
+    input_R - sum over senders S not wired to R in the circuit of (out_S - ablated_S)
+
+where out_S is S's output earlier in the same (patched) run and ablated_S is S's output
+on the corrupted input (resample) or 0 (zero).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from types import SimpleNamespace
+from pathlib import Path
+
+import pytest
+import torch
+
+tl = pytest.importorskip("transformer_lens")
+
+import circuitlang.zoo as zoo  # noqa: E402
+from circuitlang.models import KNOWN_SHAPES  # noqa: E402
+from circuitlang.tasks import GENERATORS, TaskData  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+N = 48  # examples per ground-truth check: small, the models are exact
+
+INDUCTION = {
+    "embed -> L0.H2.q", "embed -> L0.H2.k", "embed -> L0.H2.v", "L0.H2 -> L1.H1.k",
+    "embed -> L1.H1.q", "embed -> L1.H1.v", "L1.H1 -> logits",
+}
+INDUCTION_POSITION_ONLY = {"embed -> L0.H2.q", "embed -> L0.H2.k"}
+MLP_PLANTED = {
+    "embed -> L0.H0.q", "embed -> L0.H0.k", "embed -> L0.H0.v", "L0.H0 -> L0.MLP",
+    "embed -> L0.MLP", "L0.MLP -> logits",
+}
+MLP_POSITION_ONLY = {"embed -> L0.H0.q", "embed -> L0.H0.k"}
+
+
+# ---- reference edge patching ---------------------------------------------------------
+
+def senders(cfg) -> list[tuple[str, int]]:
+    """(name, layer) of every sender; embed is layer -1."""
+    out = [("embed", -1)]
+    for layer in range(cfg.n_layers):
+        out += [(f"L{layer}.H{h}", layer) for h in range(cfg.n_heads)]
+        if not cfg.attn_only:
+            out.append((f"L{layer}.MLP", layer))
+    return out
+
+
+def feeding(cfg, receiver: str) -> list[str]:
+    """Senders whose output is a term of `receiver`'s input."""
+    if receiver == "logits":
+        return [s for s, _ in senders(cfg)]
+    layer = int(receiver.split(".")[0][1:])
+    is_mlp = receiver.endswith("MLP")
+    return [s for s, sl in senders(cfg)
+            if sl < layer or (is_mlp and sl == layer and not s.endswith("MLP"))]
+
+
+def all_edges(cfg) -> set[str]:
+    receivers = ["logits"]
+    for layer in range(cfg.n_layers):
+        receivers += [f"L{layer}.H{h}.{c}" for h in range(cfg.n_heads) for c in "qkv"]
+        if not cfg.attn_only:
+            receivers.append(f"L{layer}.MLP")
+    return {f"{s} -> {r}" for r in receivers for s in feeding(cfg, r)}
+
+
+def sender_hooks(cfg, store: dict[str, torch.Tensor]) -> list:
+    def embed(act, hook):
+        store["embed"] = store.get("embed", 0) + act
+
+    def result(layer):
+        def fn(act, hook):
+            for h in range(cfg.n_heads):
+                store[f"L{layer}.H{h}"] = act[:, :, h]
+        return fn
+
+    def mlp(layer):
+        def fn(act, hook):
+            store[f"L{layer}.MLP"] = act
+        return fn
+
+    hooks = [("hook_embed", embed), ("hook_pos_embed", embed)]
+    for layer in range(cfg.n_layers):
+        hooks.append((f"blocks.{layer}.attn.hook_result", result(layer)))
+        if not cfg.attn_only:
+            hooks.append((f"blocks.{layer}.hook_mlp_out", mlp(layer)))
+    return hooks
+
+
+def run_circuit(model, data: TaskData, edges: set[str], ablation: str) -> torch.Tensor:
+    """Logits of the clean input with every edge outside `edges` ablated."""
+    cfg = model.cfg
+    model.set_use_attn_result(True)
+    model.set_use_split_qkv_input(True)
+    if not cfg.attn_only:
+        model.set_use_hook_mlp_in(True)
+    ablated: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        if ablation == "resample":
+            model.run_with_hooks(data.corrupt, fwd_hooks=sender_hooks(cfg, ablated), reset_hooks_end=True)
+        current: dict[str, torch.Tensor] = {}
+
+        def cut(receiver: str) -> torch.Tensor | int:
+            total: torch.Tensor | int = 0
+            for s in feeding(cfg, receiver):
+                if f"{s} -> {receiver}" not in edges:
+                    total = total + current[s] - (ablated[s] if ablation == "resample" else 0)
+            return total
+
+        def qkv(layer, channel):
+            def fn(act, hook):
+                act = act.clone()
+                for h in range(cfg.n_heads):
+                    act[:, :, h] -= cut(f"L{layer}.H{h}.{channel}")
+                return act
+            return fn
+
+        def whole(receiver):
+            return lambda act, hook: act - cut(receiver)
+
+        hooks = sender_hooks(cfg, current)
+        for layer in range(cfg.n_layers):
+            hooks += [(f"blocks.{layer}.hook_{c}_input", qkv(layer, c)) for c in "qkv"]
+            if not cfg.attn_only:
+                hooks.append((f"blocks.{layer}.hook_mlp_in", whole(f"L{layer}.MLP")))
+        hooks.append((f"blocks.{cfg.n_layers - 1}.hook_resid_post", whole("logits")))
+        return model.run_with_hooks(data.clean, fwd_hooks=hooks, reset_hooks_end=True)
+
+
+def _ends(edge: str) -> tuple[str, str]:
+    """(sender node, receiver node) of an edge string: `L0.H2 -> L1.H1.k` -> (L0.H2, L1.H1)."""
+    sender, receiver = edge.split(" -> ")
+    return sender, receiver if receiver == "logits" or receiver.endswith("MLP") else receiver.rsplit(".", 1)[0]
+
+
+def circuit_nodes(edges: set[str]) -> set[str]:
+    return {node for edge in edges for node in _ends(edge)}
+
+
+def logit_diff(logits: torch.Tensor, data: TaskData) -> float:
+    rows = torch.arange(len(data))
+    at_end = logits[rows, data.readout]
+    return float((at_end[rows, data.answer] - at_end[rows, data.wrong]).mean())
+
+
+class Faithfulness:
+    """f(C) = (m(C) - m(empty)) / (m(model) - m(empty)) for one model, task and ablation."""
+
+    def __init__(self, model, data: TaskData, ablation: str):
+        self.model, self.data, self.ablation = model, data, ablation
+        with torch.no_grad():
+            self.full = logit_diff(model(data.clean), data)
+        self.empty = self.metric(set())
+
+    def metric(self, edges: set[str]) -> float:
+        return logit_diff(run_circuit(self.model, self.data, edges, self.ablation), self.data)
+
+    def __call__(self, edges: set[str]) -> float:
+        return (self.metric(edges) - self.empty) / (self.full - self.empty)
+
+
+# ---- fixtures ------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: one thread is much faster than two contending ones."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@lru_cache(maxsize=None)
+def model(name: str):
+    return zoo.build(name)
+
+
+def task(name: str, n: int = N, seed: int = 0) -> TaskData:
+    entry = zoo.ZOO[name]
+    return GENERATORS[entry.task](model(name), n=n, seed=seed, **entry.task_kwargs)
+
+
+SMALL = ["induction-2l", "mlp-planted", "induction-trained"]
+
+
+# ---- building ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_builds_deterministically_with_known_shape(name):
+    a, b = zoo.build(name), zoo.build(f"zoo:{name}")
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    shape = KNOWN_SHAPES[f"zoo:{name}"]
+    cfg = a.cfg
+    assert (shape.n_layers, shape.n_heads, shape.d_model, shape.attn_only) == \
+        (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.attn_only)
+    assert not shape.parallel_attn_mlp and not cfg.parallel_attn_mlp
+
+
+def test_dtype_is_honoured():
+    m = zoo.build("mlp-planted", dtype=torch.float64)
+    assert m.W_E.dtype == torch.float64 and m.cfg.dtype == torch.float64
+    data = task("mlp-planted", n=8)
+    with torch.no_grad():
+        assert torch.allclose(m(data.clean).float(), model("mlp-planted")(data.clean), atol=1e-4)
+
+
+def test_unknown_name():
+    with pytest.raises(KeyError, match="no zoo model"):
+        zoo.build("nope")
+
+
+def test_entries_name_registered_generators():
+    for entry in zoo.ZOO.values():
+        assert entry.task in GENERATORS and entry.description
+
+
+# ---- generators ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_generators_are_deterministic_and_valid(name):
+    entry = zoo.ZOO[name]
+    # generators read only cfg.d_vocab and cfg.n_ctx: spare gpt2-random a third build
+    m = model(name) if name != "gpt2-random" else SimpleNamespace(cfg=SimpleNamespace(**zoo.gpt2_random.CONFIG))
+    first, again, other = (GENERATORS[entry.task](m, n=32, seed=s, **entry.task_kwargs) for s in (0, 0, 1))
+    for x, y in [(first.clean, again.clean), (first.corrupt, again.corrupt), (first.answer, again.answer),
+                 (first.wrong, again.wrong)]:
+        assert torch.equal(x, y)
+    assert not torch.equal(first.clean, other.clean)
+    assert first.corrupt.shape == first.clean.shape
+    assert first.clean.dtype == torch.int64
+    vocab = m.cfg.d_vocab
+    for t in (first.clean, first.corrupt, first.answer, first.wrong):
+        assert 0 <= int(t.min()) and int(t.max()) < vocab
+    assert bool((first.answer != first.wrong).all())
+    p = first.clean.shape[1]
+    assert p <= m.cfg.n_ctx
+    for index in first.positions.values():
+        assert 0 <= int(index.min()) and int(index.max()) < p
+
+
+@pytest.mark.parametrize("seq_len", [4, 9, 16, 31])
+def test_induction_task_layout(seq_len):
+    data = GENERATORS["induction"](model("induction-2l"), n=16, seq_len=seq_len)
+    assert data.clean.shape == (16, seq_len)
+    rows = torch.arange(16)
+    assert bool((data.clean[:, 0] == 0).all())
+    first, nxt, end = data.positions["FIRST"], data.positions["NEXT"], data.positions["END"]
+    assert bool((data.clean[rows, first] == data.clean[rows, end]).all())
+    assert bool((data.answer == data.clean[rows, nxt]).all())
+    assert bool((data.wrong == data.corrupt[rows, nxt]).all())
+    # the current token occurs exactly twice: at FIRST and at END
+    assert bool(((data.clean == data.clean[rows, end][:, None]).sum(1) == 2).all())
+
+
+def test_mod_sum_task_layout():
+    data = task("mlp-planted", n=16)
+    a, b = data.clean[:, 1] - 1, data.clean[:, -1] - 1
+    assert bool((data.answer == 1 + (a + b) % 5).all())
+    assert bool((data.positions["A"] == 1).all())
+
+
+# ---- the models do their task ----------------------------------------------------------
+
+@pytest.mark.parametrize("name", SMALL)
+def test_clean_accuracy_and_logit_diff(name):
+    data = task(name, n=128, seed=3)
+    with torch.no_grad():
+        logits = model(name)(data.clean)
+    at_end = logits[torch.arange(len(data)), data.readout]
+    assert float((at_end.argmax(-1) == data.answer).float().mean()) >= 0.97
+    assert logit_diff(logits, data) > 3.0
+
+
+# ---- the reference implementation itself -------------------------------------------
+
+@pytest.mark.parametrize("name", ["induction-2l", "mlp-planted"])
+def test_reference_all_edges_is_the_model_and_none_is_the_corruption(name):
+    m, data = model(name), task(name, n=8)
+    with torch.no_grad():
+        clean, corrupt = m(data.clean), m(data.corrupt)
+    every = all_edges(m.cfg)
+    assert torch.allclose(run_circuit(m, data, every, "resample"), clean, atol=1e-4)
+    assert torch.allclose(run_circuit(m, data, every, "zero"), clean, atol=1e-4)
+    assert torch.allclose(run_circuit(m, data, set(), "resample"), corrupt, atol=1e-4)
+    assert run_circuit(m, data, set(), "zero").abs().max() < 1e-5  # no biases: nothing reaches the logits
+
+
+# ---- ground truth of the planted circuits ----------------------------------------------
+
+@pytest.mark.parametrize("name,planted,position_only", [
+    ("induction-2l", INDUCTION, INDUCTION_POSITION_ONLY),
+    ("mlp-planted", MLP_PLANTED, MLP_POSITION_ONLY),
+])
+def test_planted_circuit_is_the_ground_truth(name, planted, position_only):
+    m = model(name)
+    data = task(name)
+    every = all_edges(m.cfg)
+    inside = circuit_nodes(planted)
+    # edges between the circuit's nodes that the circuit leaves out (e.g. embed -> L1.H1.k)
+    inner = sorted(e for e in every - planted if _ends(e)[0] in inside and _ends(e)[1] in inside)
+    # each distractor node wired in: its inputs from the circuit and its outputs into it
+    wired = {d: {e for e in every if (_ends(e)[0] == d and _ends(e)[1] in inside | {d})
+                 or (_ends(e)[1] == d and _ends(e)[0] in inside | {d})}
+             for d in sorted({s for s, _ in senders(m.cfg)} - inside)}
+    assert inner and wired
+    for ablation in ("zero", "resample"):
+        f = Faithfulness(m, data, ablation)
+        assert f.full - f.empty > 3.0
+        whole = f(planted)
+        assert whole >= 0.95, (ablation, whole)
+        for edge in sorted(planted):
+            loss = whole - f(planted - {edge})
+            if ablation == "resample" and edge in position_only:
+                assert loss < 0.05, (ablation, edge, loss)
+            else:
+                assert loss >= 0.25, (ablation, edge, loss)
+        for edge in inner:
+            assert abs(f(planted | {edge}) - whole) < 0.01, (ablation, edge)
+        for node, edges in wired.items():
+            assert abs(f(planted | edges) - whole) < 0.01, (ablation, node)
+    # under resample the position-only edges can go: the circuit is relative to its ablation
+    assert Faithfulness(m, data, "resample")(planted - position_only) >= 0.95
+
+
+def _circ_edges(path: str, circuit: str) -> set[str]:
+    from circuitlang.api import compile_file
+
+    result = compile_file(ROOT / path)
+    assert result.ok, [str(d) for d in result.diagnostics]
+    return {str(e) for e in result.circuit(circuit).edges}
+
+
+def test_stdlib_files_state_the_ground_truth():
+    assert _circ_edges("stdlib/zoo/induction.circ", "induction") == INDUCTION
+    assert _circ_edges("stdlib/zoo/induction.circ", "from_motif") == INDUCTION
+    assert _circ_edges("stdlib/zoo/mlp_planted.circ", "planted") == MLP_PLANTED
+    assert _circ_edges("stdlib/zoo/mlp_planted.circ", "planted_resample") == MLP_PLANTED - MLP_POSITION_ONLY
+
+
+def test_trained_circuit_as_recorded():
+    """stdlib/zoo/induction_trained.circ records what scripts/find_zoo_circuit.py found."""
+    m, data = model("induction-trained"), task("induction-trained", n=64, seed=5)
+    found = _circ_edges("stdlib/zoo/induction_trained.circ", "found")
+    heads = _circ_edges("stdlib/zoo/induction_trained.circ", "heads")
+    assert len(found) == 37 and found < heads < all_edges(m.cfg)
+    f = Faithfulness(m, data, "resample")
+    assert f.full - f.empty > 10.0
+    assert f(found) >= 0.85
+    assert f(heads) >= 0.95
+    # the induction heads are necessary: the model without them keeps little
+    every = all_edges(m.cfg)
+    without = {e for e in every if not any(h in e for h in ("L1.H1", "L1.H2", "L1.H3"))}
+    assert f(without) < 0.2
+
+
+def report(name: str, planted: set[str], n: int = 256) -> None:
+    """Print the ground-truth numbers of a planted circuit (`python tests/test_zoo.py`)."""
+    m, data = model(name), task(name, n=n)
+    every, inside = all_edges(m.cfg), circuit_nodes(planted)
+    print(f"zoo:{name}, {len(planted)} planted edges, n = {n}, metric: logit diff at END")
+    for ablation in ("zero", "resample"):
+        f = Faithfulness(m, data, ablation)
+        whole = f(planted)
+        print(f"  {ablation}: m(model) = {f.full:.3f}, m(empty) = {f.empty:.3f}, f(planted) = {whole:.4f}")
+        for edge in sorted(planted):
+            print(f"    without {edge:<22} loses {whole - f(planted - {edge}):.4f}")
+        for d in sorted({s for s, _ in senders(m.cfg)} - inside):
+            edges = {e for e in every if (_ends(e)[0] == d and _ends(e)[1] in inside | {d})
+                     or (_ends(e)[1] == d and _ends(e)[0] in inside | {d})}
+            print(f"    with distractor {d:<8} wired in ({len(edges)} edges): f changes by "
+                  f"{f(planted | edges) - whole:+.4f}")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    report("induction-2l", INDUCTION)
+    report("mlp-planted", MLP_PLANTED)
