@@ -32,7 +32,7 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-_LAZY = {"evaluate": ("evaluate", "evaluate"), "load_model": ("backend", "load_model"),
+_LAZY = {"evaluate": ("evaluation", "evaluate"), "load_model": ("backend", "load_model"),
          "check_file": ("runner", "check_file")}
 
 

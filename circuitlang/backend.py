@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .graph import EMBED, Node
+from .paths import is_dir, is_file
 from .models import ALIASES, KNOWN_SHAPES, ModelShape, shape_from_config
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def load_model(name: str, quoted: bool = False, base_dir: Path | None = None, de
         model = zoo.build(key, device=device, dtype=dtype)
         return LoadedModel(model, name, shape_of(model, name))
     path = Path(name) if Path(name).is_absolute() else base_dir / name
-    if quoted or path.is_dir():
+    if quoted or is_dir(path):
         return _load_checkpoint(path, name, device, dtype)
     return _load_pretrained(ALIASES.get(name, name), device, dtype)
 
@@ -105,7 +106,7 @@ def load_model(name: str, quoted: bool = False, base_dir: Path | None = None, de
 def _load_checkpoint(path: Path, name: str, device: str, dtype: torch.dtype) -> LoadedModel:
     HookedTransformer, HookedTransformerConfig = _quiet_import()
     config_path, weights_path = path / "config.json", path / "model.safetensors"
-    if not config_path.is_file() or not weights_path.is_file():
+    if not is_file(config_path) or not is_file(weights_path):
         raise ModelLoadError(f"checkpoint `{name}` needs config.json and model.safetensors in {path}")
     try:
         fields = json.loads(config_path.read_text(encoding="utf-8"))

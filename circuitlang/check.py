@@ -24,6 +24,7 @@ from . import syntax as S
 from .diagnostics import Diagnostic, did_you_mean
 from .graph import CircuitGraph, Node
 from .lower import Lowerer, _Failed
+from .paths import is_file
 from .resolve import Program, Scope, Symbol, Unit
 
 ABLATIONS = ("resample", "mean", "zero")
@@ -141,7 +142,7 @@ class _Checker:
             return None
         value = self._single(setting)
         if isinstance(value, S.String):
-            if self.check_files and not (unit.base_dir / value.value).is_file():
+            if self.check_files and not is_file(unit.base_dir / value.value):
                 self.error("E402", f"data file `{value.value}` does not exist", value.span, "not found",
                            f"paths are relative to {unit.display}")
             return value.value

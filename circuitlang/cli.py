@@ -215,7 +215,7 @@ def check(paths: tuple[str, ...], static: bool, fmt: str, strict: bool, device: 
             from .report import to_json
 
             click.echo(json.dumps({"diagnostics": [to_json(d) for d in everything],
-                                   "files": [{**checks_json(o.path, o.checks),
+                                   "files": [{**checks_json(o.path, o.checks, o.problems),
                                               "problems": [vars(p) for p in o.problems],
                                               "skipped": o.skipped} for o in outcomes]}, indent=2))
         elif outcomes:
@@ -232,7 +232,7 @@ def check(paths: tuple[str, ...], static: bool, fmt: str, strict: bool, device: 
 @click.option("--circuit", "circuit_name", help="Evaluate this circuit (with --task) instead of the check blocks.")
 @click.option("--task", "task_name", help="The task to evaluate --circuit on.")
 @click.option("--completeness", "samples", type=click.IntRange(0), default=10, show_default=True,
-              help="Random node subsets to try for completeness (with --circuit).")
+              help="Random node subsets to try for completeness (unless a check sets `samples`).")
 @_model_options
 def eval_command(file: Path, json_path: Path | None, md_path: Path | None, circuit_name: str | None,
                  task_name: str | None, samples: int, device: str, dtype: str, batch_size: int, seed: int | None,
@@ -273,8 +273,10 @@ def eval_command(file: Path, json_path: Path | None, md_path: Path | None, circu
             click.echo(f"  = help: {problem.help}", err=True)
     if outcome.skipped:
         click.echo(f"skipped: {outcome.skipped}", err=True)
+    for note in outcome.notes:
+        click.echo(f"note: {note}", err=True)
     if json_path:
-        json_path.write_text(dumps({**checks_json(str(file), outcome.checks),
+        json_path.write_text(dumps({**checks_json(str(file), outcome.checks, outcome.problems),
                                     "problems": [vars(p) for p in outcome.problems]}) + "\n", encoding="utf-8")
         click.echo(f"wrote {json_path}", err=True)
     if md_path:

@@ -34,6 +34,8 @@ CODES: dict[str, tuple[str, str]] = {
     "E106": ("error", "duplicate model declaration"),
     "E107": ("error", "reserved name"),
     "E108": ("error", "invalid string escape"),
+    "E109": ("error", "number out of range"),
+    "E110": ("error", "expression nested too deeply"),
     # E2xx: the model's shape and the direction of edges
     "E201": ("error", "layer out of range"),
     "E202": ("error", "head out of range"),

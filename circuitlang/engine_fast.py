@@ -47,13 +47,16 @@ def check_supported(model: "HookedTransformer") -> None:
         problems.append(f"{cfg.positional_embedding_type} positional embeddings")
     if getattr(cfg, "n_key_value_heads", None) not in (None, cfg.n_heads):
         problems.append("grouped-query attention")
-    for flag in ("use_attention_sinks", "use_logn_attn", "use_qk_norm"):
+    for flag in ("use_attention_sinks", "use_logn_attn", "use_qk_norm", "use_local_attn",
+                 "use_normalization_before_and_after"):
         if getattr(cfg, flag, False):
             problems.append(flag)
     if getattr(cfg, "clip_qkv", None) is not None:
         problems.append("clip_qkv")
     if getattr(cfg, "attn_scores_soft_cap", -1.0) not in (None, -1.0, 0.0):
         problems.append("attention soft-capping")
+    if getattr(cfg, "output_logits_soft_cap", -1.0) not in (None, -1.0, 0.0):
+        problems.append("logit soft-capping")
     if getattr(cfg, "attention_dir", "causal") != "causal":
         problems.append("bidirectional attention")
     if cfg.normalization_type not in (None, "LN", "LNPre", "RMS", "RMSPre"):

@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict
 from typing import Sequence
 
-from .evaluate import CheckReport, CircuitReport
+from .evaluation import CheckReport, CircuitReport
 
 SCHEMA_VERSION = 1
 
@@ -30,11 +30,11 @@ def report_json(report: CircuitReport) -> dict:
     return data
 
 
-def checks_json(path: str, checks: Sequence[CheckReport]) -> dict:
+def checks_json(path: str, checks: Sequence[CheckReport], problems: Sequence = ()) -> dict:
     return {
         "schema": SCHEMA_VERSION,
         "file": path,
-        "passed": all(c.passed for c in checks),
+        "passed": all(c.passed for c in checks) and not problems,
         "checks": [{"circuit": c.circuit.circuit, "task": c.circuit.task, "passed": c.passed,
                     "expectations": [{"text": r.text, "passed": r.passed, "value": _num(r.value), "detail": r.detail}
                                      for r in c.results],
@@ -52,7 +52,7 @@ def _summary_rows(report: CircuitReport) -> list[tuple[str, str]]:
         ("ablation / metric", f"{report.ablation} / {report.metric}"),
         ("m(model), m(empty), m(circuit)", f"{report.m_model:.4f}, {report.m_empty:.4f}, {report.m_circuit:.4f}"),
         ("faithfulness", f"{report.faithfulness:.4f}"),
-        ("ratio m(C)/m(M), gap |m(M)-m(C)|", f"{report.ratio:.4f}, {report.gap:.4f}"),
+        ("ratio m(C)/m(M), gap abs(m(M) - m(C))", f"{report.ratio:.4f}, {report.gap:.4f}"),
     ]
 
 
@@ -60,15 +60,21 @@ def markdown(path: str, checks: Sequence[CheckReport], reports: Sequence[Circuit
     lines = [f"# circuitlang report: {path}", ""]
     for check in checks:
         status = "PASS" if check.passed else "FAIL"
-        lines += [f"## check {check.circuit.circuit} on {check.circuit.task}: {status}", "",
+        lines += [f"## check {check.circuit.circuit} on {check.circuit.task} ({check.circuit.ablation} ablation): "
+                  f"{status}", "",
                   "| expectation | result | value | detail |", "|---|---|---|---|"]
         for r in check.results:
             value = "" if r.value is None else f"{r.value:.4f}"
-            lines.append(f"| `{r.text}` | {'pass' if r.passed else 'FAIL'} | {value} | {r.detail} |")
+            lines.append(f"| `{r.text}` | {'pass' if r.passed else 'FAIL'} | {value} | {_cell(r.detail)} |")
         lines += ["", *_markdown_report(check.circuit)]
     for report in reports:
         lines += [f"## circuit {report.circuit}", "", *_markdown_report(report)]
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _markdown_report(report: CircuitReport) -> list[str]:
@@ -102,7 +108,11 @@ def print_terminal(console, path: str, checks: Sequence[CheckReport], reports: S
         for r in check.results:
             value = "" if r.value is None else f"{r.value:.4f}"
             table.add_row(r.text, "[green]pass[/]" if r.passed else "[red]FAIL[/]", value, r.detail)
-        console.print(table)
+        if check.results:
+            console.print(table)
+        else:
+            console.print(f"{path}: circuit {check.circuit.circuit} on {check.circuit.task} "
+                          f"({check.circuit.ablation} ablation)")
         console.print(f"  faithfulness {check.circuit.faithfulness:.4f}  (m(model) {check.circuit.m_model:.4f}, "
                       f"m(empty) {check.circuit.m_empty:.4f}, {check.circuit.ablation} ablation, "
                       f"{check.circuit.metric})")

@@ -23,11 +23,17 @@ from __future__ import annotations
 import re
 
 from . import syntax as S
+from .paths import source_lines
 
 INDENT = "    "
 CONTINUATION = "        "
 WIDTH = 100
-_MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/-]*")
+# As the grammar's MODEL_NAME: `//` would start a comment.
+_MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.:-]|/(?!/))*")
+
+
+def model_name_needs_quotes(name: str) -> bool:
+    return not _MODEL_NAME_RE.fullmatch(name)
 
 
 # ---------------------------------------------------------------------------------
@@ -118,7 +124,7 @@ def _wrap(prefix: str, items: list[str], indent: str) -> list[str]:
 class _Printer:
     def __init__(self, module: S.Module):
         self.module = module
-        self.lines_src = module.source.splitlines()
+        self.lines_src = source_lines(module.source)
         self.comments = sorted(module.comments, key=lambda c: (c.line, c.column))
         self.next_comment = 0
         self.out: list[str] = []
@@ -182,7 +188,7 @@ class _Printer:
     # -- simple statements ----------------------------------------------------------------------
     def _simple(self, stmt, indent: str) -> list[str]:
         if isinstance(stmt, S.ModelDecl):
-            quoted = stmt.quoted or not _MODEL_NAME_RE.fullmatch(stmt.name)
+            quoted = stmt.quoted or model_name_needs_quotes(stmt.name)
             return [indent + "model " + (format_string(stmt.name) if quoted else stmt.name)]
         if isinstance(stmt, S.ImportDecl):
             return [indent + _import_text(stmt)]
@@ -262,24 +268,23 @@ def _stays_together(prev: object, stmt: object) -> bool:
 
 
 def _sort_import_runs(statements: list, comment_lines: set[int]) -> list:
-    """Sort each run of consecutive imports (by what they import) when no comment sits inside."""
-    out, run = [], []
+    """Sort each block of imports on consecutive lines (a blank line or a comment ends a block)."""
+    out, block = [], []
     for stmt in statements + [None]:
-        if isinstance(stmt, S.ImportDecl):
-            run.append(stmt)
+        if isinstance(stmt, S.ImportDecl) and (not block or _continues(block[-1], stmt, comment_lines)):
+            block.append(stmt)
             continue
-        if run:
-            out += sorted(run, key=_import_text) if _run_is_plain(run, comment_lines) else run
-            run = []
-        if stmt is not None:
+        out += sorted(block, key=_import_text)
+        block = [stmt] if isinstance(stmt, S.ImportDecl) else []
+        if stmt is not None and not isinstance(stmt, S.ImportDecl):
             out.append(stmt)
     return out
 
 
-def _run_is_plain(run: list[S.ImportDecl], comment_lines: set[int]) -> bool:
-    lines = sorted({s.span.line for s in run})
-    contiguous = lines == list(range(lines[0], lines[-1] + 1))
-    return contiguous and not any(line in comment_lines for line in range(lines[0], lines[-1] + 1))
+def _continues(previous: S.ImportDecl, stmt: S.ImportDecl, comment_lines: set[int]) -> bool:
+    """Whether `stmt` is on the line right after `previous`, with no comment on either."""
+    return stmt.span.line == previous.span.end_line + 1 and previous.span.end_line not in comment_lines \
+        and stmt.span.line not in comment_lines
 
 
 def _import_text(stmt: S.ImportDecl) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .graph import EMBED, LOGITS, Node
+from .paths import is_dir, is_file
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,9 @@ def resolve_shape(name: str, quoted: bool, base_dir: Path) -> ModelShape:
     if canonical in KNOWN_SHAPES and not quoted:
         return KNOWN_SHAPES[canonical]
     candidate = Path(name) if Path(name).is_absolute() else base_dir / name
-    if quoted or candidate.is_dir() or "/" in name:
+    if quoted or is_dir(candidate) or "/" in name:
         config_path = candidate / "config.json"
-        if not config_path.is_file():
+        if not is_file(config_path):
             raise ShapeError(f"no checkpoint at `{name}` (looked for {config_path})",
                              "a checkpoint directory holds config.json and model.safetensors", "E210")
         try:

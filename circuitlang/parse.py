@@ -14,6 +14,7 @@ side for the formatter.
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,7 @@ from .diagnostics import Diagnostic
 GRAMMAR_PATH = Path(__file__).resolve().parent.parent / "grammar" / "circuit.lark"
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_NESTING = 64
+_MAX_DIGITS = 18
 RESERVED_NAMES = frozenset({"embed", "logits", "q", "k", "v"})
 
 _COMPONENT_RE = re.compile(
@@ -203,10 +205,11 @@ class _Builder(Transformer):
     def _position(self, tok: Token) -> S.Position:
         m = _POSITION_RE.fullmatch(str(tok))
         assert m is not None, tok  # the grammar's terminal guarantees the shape
+        span = _token_span(self.path, tok)
         anchor: str | int = m["anchor"]
         if re.fullmatch(r"-?\d+", m["anchor"]):
-            anchor = int(m["anchor"])
-        return S.Position(anchor, int(m["offset"] or 0), _token_span(self.path, tok))
+            anchor = self._int(m["anchor"], span)
+        return S.Position(anchor, self._int(m["offset"] or "0", span), span)
 
     def annotations(self, children: list) -> tuple[S.KeyValue, ...]:
         return tuple(children)
@@ -241,12 +244,13 @@ class _Builder(Transformer):
         if text == "*":
             return S.IndexRange(None, None)
         if ".." in text:
-            lo, hi = (int(x) for x in text.split(".."))
+            lo, hi = (self._int(x, span) for x in text.split(".."))
             if lo > hi:
                 self._fail("E104", f"empty {what} range `{text}`", span, "range runs backwards",
                            f"write `{hi}..{lo}`")
             return S.IndexRange(lo, hi)
-        return S.IndexRange(int(text), int(text))
+        value = self._int(text, span)
+        return S.IndexRange(value, value)
 
     def _channel(self, inner: Any, channel: str, span: S.Span) -> S.Channel:
         if channel not in S.CHANNELS:
@@ -261,8 +265,14 @@ class _Builder(Transformer):
             return S.Channel(S.NameRef(ref.parts[:-1], ref.span), ref.parts[-1], ref.span)
         return ref
 
+    def _check_depth(self, items: list, span: S.Span) -> None:
+        if any(self._depth(item) >= MAX_NESTING for item in items if not isinstance(item, Token)):
+            self._fail("E110", "expression is nested too deeply", span,
+                       f"more than {MAX_NESTING} levels", "name the inner parts with `group` or `circuit`")
+
     def call(self, children: list) -> S.Call:
         open_tok, args = children[0], children[1:]
+        self._check_depth(args, _token_span(self.path, open_tok))
         callee_text = str(open_tok)[:-1]
         callee = S.NameRef(tuple(callee_text.split(".")), _token_span(self.path, open_tok))
         end = args[-1] if args else open_tok
@@ -270,17 +280,16 @@ class _Builder(Transformer):
         return S.Call(callee, tuple(args), S.Span(self.path, span.line, span.column, span.end_line, span.end_column + 1))
 
     def paren(self, children: list) -> S.Expr:
-        inner = children[0]
-        if len(children) == 2:
-            return self._channel(inner, str(children[1]), self._join(inner, children[1]))
+        lpar, inner, rpar = children[0], children[1], children[2]
+        self._check_depth([inner], _token_span(self.path, lpar))
+        if len(children) == 4:
+            return self._channel(inner, str(children[3]), self._join(lpar, children[3]))
         return inner
 
     def setexpr(self, children: list) -> S.Expr:
         operands = children[0::2]
         ops = [str(t) for t in children[1::2]]
-        if any(self._depth(o) > MAX_NESTING for o in operands):
-            self._fail("E102", "expression is nested too deeply", self._join(operands[0], operands[-1]),
-                       f"more than {MAX_NESTING} levels of parentheses")
+        self._check_depth(operands, self._join(operands[0], operands[-1]))
         return self._climb(operands, ops)
 
     def _depth(self, expr: Any) -> int:
@@ -328,8 +337,18 @@ class _Builder(Transformer):
     def number(self, children: list) -> S.Number:
         (tok,) = children
         text = str(tok)
-        value: float = int(text) if re.fullmatch(r"-?\d+", text) else float(text)
-        return S.Number(value, text, _token_span(self.path, tok))
+        span = _token_span(self.path, tok)
+        value: float = self._int(text, span) if re.fullmatch(r"-?\d+", text) else float(text)
+        if not math.isfinite(value):
+            self._fail("E109", f"number `{_clip(text)}` is out of range", span, "too large",
+                       "numbers must be finite (at most about 1.8e308)")
+        return S.Number(value, text, span)
+
+    def _int(self, text: str, span: S.Span) -> int:
+        if len(text.lstrip("-")) > _MAX_DIGITS:
+            self._fail("E109", f"number `{_clip(text)}` has {len(text)} digits", span, "too large",
+                       f"whole numbers have at most {_MAX_DIGITS} digits")
+        return int(text)
 
     def string(self, children: list) -> S.String:
         (tok,) = children
@@ -406,6 +425,10 @@ class _Builder(Transformer):
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
 
 
+def _clip(text: str, width: int = 24) -> str:
+    return text if len(text) <= width else text[:width] + "..."
+
+
 def _expected(expected: set[str]) -> str:
     names = sorted({_TERMINAL_NAMES.get(t, f"`{t.lower()}`") for t in expected})
     if len(names) > 8:
@@ -417,6 +440,7 @@ def _syntax_diagnostic(path: str, source: str, err: UnexpectedInput) -> Diagnost
     line, column = err.line, err.column
     if isinstance(err, UnexpectedCharacters):
         char = source[err.pos_in_stream] if 0 <= err.pos_in_stream < len(source) else "?"
+        char = char if char.isprintable() else repr(char)[1:-1]
         span = S.Span(path, line, column, line, column + 1)
         return Diagnostic("E101", f"unexpected character `{char}`", span, "not valid here",
                           f"expected {_expected(set(err.allowed or ()))}" if err.allowed else None)
@@ -426,17 +450,22 @@ def _syntax_diagnostic(path: str, source: str, err: UnexpectedInput) -> Diagnost
         return Diagnostic("E102", f"unexpected {_describe(tok)}", span, "not valid here",
                           f"expected {_expected(set(err.expected))}")
     expected = getattr(err, "expected", None) or ()
-    lines = source.splitlines() or [""]
-    span = S.Span(path, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 1)
+    lines = source.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()  # a final newline does not start a line
+    last = lines[-1].rstrip("\r")
+    span = S.Span(path, len(lines), len(last) + 1, len(lines), len(last) + 1)
     return Diagnostic("E103", "unexpected end of file", span, "file ends here",
                       f"expected {_expected(set(expected))}" if expected else None)
 
 
 def _describe(tok: Token) -> str:
-    kind = _TERMINAL_NAMES.get(tok.type)
-    text = str(tok)
+    """`name `x``, `component `L9.H6``, or the token itself: what an E102 message names."""
+    kind = _TERMINAL_NAMES.get(tok.type, "")
+    text = _clip(str(tok).replace("\x00", "\\0"), 40)
     if tok.type in ("NAME", "COMPONENT", "NUMBER", "STRING", "POSITION", "MODEL_NAME"):
-        return f"{kind.split(' such as')[0] if kind else 'token'} `{text}`"
+        noun = kind.split(" such as")[0].removeprefix("a ").removeprefix("an ")
+        return f"{noun} `{text}`"
     return f"`{text}`"
 
 
@@ -473,9 +502,11 @@ def read_source(path: Path, display: str | None = None) -> tuple[str | None, lis
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            return None, [Diagnostic("E004", f"file is {size / 2**20:.1f} MiB; the limit is "
-                                     f"{MAX_FILE_BYTES // 2**20} MiB", here, "too large")]
-        data = path.read_bytes()
+            return None, [_too_large(here, f"{size / 2**20:.1f} MiB")]
+        with path.open("rb") as handle:  # devices and pipes report size 0: read at most the limit
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            return None, [_too_large(here, "more than that")]
     except OSError as err:
         return None, [Diagnostic("E001", f"cannot read file: {err.strerror or err}", here)]
     if b"\x00" in data:
@@ -489,13 +520,19 @@ def read_source(path: Path, display: str | None = None) -> tuple[str | None, lis
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        line_start = data.rfind(b"\n", 0, err.start) + 1
+        column = len(data[line_start:err.start].decode("utf-8", errors="replace")) + 1
         return None, [Diagnostic("E002", f"byte 0x{data[err.start]:02x} is not valid UTF-8",
                                  S.Span(shown, line, column, line, column + 1), "invalid byte",
                                  "save the file as UTF-8")]
     if text.startswith("\ufeff"):
         text = text[1:]
     return text, []
+
+
+def _too_large(here: S.Span, size: str) -> Diagnostic:
+    return Diagnostic("E004", f"file is {size}; the limit is {MAX_FILE_BYTES // 2**20} MiB", here, "too large",
+                      "split it into files that import each other")
 
 
 def parse_file(path: Path, display: str | None = None) -> tuple[S.Module, list[Diagnostic]]:

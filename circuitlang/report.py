@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, TextIO
 
 from .diagnostics import Diagnostic
+from .paths import source_lines
 
 _RED, _YELLOW, _BLUE, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[34m", "\033[1m", "\033[0m"
 
@@ -38,12 +39,12 @@ class _Sources:
     """Source text by path, read from disk on first use when not supplied."""
 
     def __init__(self, given: Mapping[str, str] | None):
-        self.cache: dict[str, list[str] | None] = {k: v.splitlines() for k, v in (given or {}).items()}
+        self.cache: dict[str, list[str] | None] = {k: source_lines(v) for k, v in (given or {}).items()}
 
     def line(self, path: str, number: int) -> str | None:
         if path not in self.cache:
             try:
-                self.cache[path] = Path(path).read_text(encoding="utf-8").splitlines()
+                self.cache[path] = source_lines(Path(path).read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError):
                 self.cache[path] = None
         lines = self.cache[path]

@@ -27,6 +27,7 @@ from . import syntax as S
 from .diagnostics import Diagnostic, Related, did_you_mean
 from .models import ModelShape, ShapeError, resolve_shape
 from .parse import parse_file
+from .paths import is_dir, is_file
 
 BUILTIN_NODES = ("embed", "logits")
 
@@ -222,7 +223,7 @@ class _Loader:
                                                    "no name", f"write `import \"{stmt.path}\" as NAME`"))
                 return
             alias = stem
-        if not target.is_file():
+        if not is_file(target):
             help_ = self._missing_import_help(target, stmt)
             self.diagnostics.append(Diagnostic("E303", f"cannot find `{shown}` (looked for {target})", stmt.span,
                                                "not found", help_))
@@ -240,7 +241,7 @@ class _Loader:
     @staticmethod
     def _missing_import_help(target: Path, stmt: S.ImportDecl) -> str | None:
         folder = target.parent
-        if folder.is_dir():
+        if is_dir(folder):
             names = [p.stem for p in folder.glob("*.circ")]
             hint = did_you_mean(target.stem, names)
             if hint:

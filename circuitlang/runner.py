@@ -14,7 +14,7 @@ import torch
 from .api import Compiled
 from .backend import LoadedModel, ModelLoadError, load_model
 from .check import CheckSpec, TaskSpec
-from .evaluate import CheckReport, CircuitReport, EvaluationError, Evaluator, Session, task_data
+from .evaluation import CheckReport, CircuitReport, EvaluationError, Evaluator, Session, task_data
 from .positions import PositionError
 from .tasks import TaskData, TaskError
 
@@ -83,10 +83,7 @@ class _Sessions:
 
     def evaluator(self, task: TaskSpec, ablation: str, metric: str, epsilon: float) -> Evaluator:
         if task.name not in self.data:
-            seeded = task if self.options.seed is None else TaskSpec(task.name, task.data, task.ablation,
-                                                                   task.metric, task.positions, self.options.seed,
-                                                                   task.base_dir, task.span)
-            self.data[task.name] = task_data(seeded, self.loaded)
+            self.data[task.name] = task_data(task, self.loaded, self.options.seed)
         key = (task.name, ablation, metric)
         if key not in self.evaluators:
             progress = self.options.progress
@@ -133,7 +130,8 @@ def run_checks(compiled: Compiled, options: RunOptions) -> FileOutcome:
         epsilon = float(spec.options.get("epsilon", 0.01))
         try:
             evaluator = sessions.evaluator(spec.task, ablation, metric, epsilon)
-            outcome.checks.append(evaluator.run_check(spec, options.full_report, options.completeness_samples))
+            outcome.checks.append(evaluator.run_check(spec, options.full_report, options.completeness_samples,
+                                                      options.seed))
             outcome.notes += [n for n in evaluator.session.notes if n not in outcome.notes]
         except TaskError as err:
             where = f"{err.path}:{err.line}" if err.path and err.line else (err.path or _where(compiled, spec.task))

@@ -21,7 +21,7 @@ from collections import defaultdict
 from typing import Iterable
 
 from . import syntax as S
-from .fmt import format_module
+from .fmt import format_module, model_name_needs_quotes
 from .graph import CircuitGraph, Edge, Node
 
 
@@ -86,8 +86,7 @@ def graph_to_circ(graph: CircuitGraph, model: str | None = None, header: Iterabl
 def graphs_to_circ(graphs: Iterable[CircuitGraph], model: str | None, header: Iterable[str] = ()) -> str:
     statements: list[S.Statement] = []
     if model:
-        quoted = not all(c.isalnum() or c in "_.:/-" for c in model)
-        statements.append(S.ModelDecl(model, quoted))
+        statements.append(S.ModelDecl(model, model_name_needs_quotes(model)))
     statements += [circuit_statement(g) for g in graphs]
     text = format_module(S.Module(tuple(statements)))
     lines = [f"// {line}" if line else "//" for line in header]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from circuitlang.backend import SenderCache, cache_senders
 from circuitlang.engine_fast import FastEngine
 from circuitlang.engine_reference import run_reference
-from circuitlang.evaluate import knockout_logits
+from circuitlang.evaluation import knockout_logits
 from circuitlang.graph import EMBED, CircuitGraph, Edge
 from tests.engine_models import ARCHITECTURES, all_edges, full_circuit, tiny_model
 

@@ -12,7 +12,7 @@ import torch
 import circuitlang as cl
 from circuitlang.backend import ModelLoadError, load_model
 from circuitlang.check import TaskSpec
-from circuitlang.evaluate import EvaluationError, Evaluator, Session, task_data
+from circuitlang.evaluation import EvaluationError, Evaluator, Session, task_data
 from circuitlang.graph import CircuitGraph, Edge, Node
 from circuitlang.tasks import TaskData, TaskError, load_jsonl
 
@@ -72,9 +72,11 @@ check induction on t with ablation = resample { expect minimal }
 check induction - L1.H1 on t { expect faithfulness >= 0.5 }
 """)
     outcome = cl.check_file(path)
-    verdicts = [[r.passed for r in c.results] for c in outcome.checks]
+    mine = outcome.checks[-3:]  # after the stdlib file's own checks
+    verdicts = [[r.passed for r in c.results] for c in mine]
     assert verdicts == [[True, True, True], [False], [False]]
-    assert "embed -> L0.H2.q" in outcome.checks[1].results[0].detail
+    assert "embed -> L0.H2.q" in mine[1].results[0].detail
+    assert all(c.passed for c in outcome.checks[:-3])
 
 
 def test_metric_that_cannot_separate_model_from_empty_is_an_error(induction) -> None:
@@ -186,3 +188,37 @@ def test_shape_mismatch_between_table_and_model_is_reported(induction, monkeypat
     outcome = run_checks(cl.compile_file(path), RunOptions())
     assert not outcome.passed
     assert "static checks used 3 x 4" in outcome.problems[0].message
+
+
+def test_fast_engine_that_cannot_reproduce_the_model_is_replaced(induction, monkeypatch) -> None:
+    loaded, circuit, data = induction
+    from circuitlang.engine_fast import FastEngine
+
+    honest = Evaluator(Session(loaded, data, "zero")).report(circuit, minimality=False).faithfulness
+    monkeypatch.setattr(FastEngine, "run", lambda self, clean, ablated, variants, named:
+                        torch.zeros(len(variants), clean.shape[0], loaded.model.cfg.d_vocab))
+    session = Session(loaded, data, "zero")
+    assert session._fast is None
+    assert any("does not reproduce this model" in note for note in session.notes)
+    assert Evaluator(session).report(circuit, minimality=False).faithfulness == pytest.approx(honest, abs=1e-4)
+
+
+@pytest.mark.parametrize("flag", [dict(use_local_attn=True), dict(output_logits_soft_cap=30.0),
+                                  dict(use_normalization_before_and_after=True)])
+def test_unsupported_architectures_are_refused_by_the_fast_engine(flag) -> None:
+    from types import SimpleNamespace
+
+    from circuitlang.engine_fast import Unsupported, check_supported
+
+    model, _ = __import__("tests.engine_models", fromlist=["tiny_model"]).tiny_model("ln-mlp")
+    cfg = SimpleNamespace(**{**vars(model.cfg), **flag})
+    with pytest.raises(Unsupported):
+        check_supported(SimpleNamespace(cfg=cfg))
+
+
+def test_seed_override_reaches_generator_calls_that_name_a_seed(induction) -> None:
+    loaded, _, _ = induction
+    spec = TaskSpec("t", ("induction", {"n": 8, "seed": 0}))
+    same = task_data(spec, loaded)
+    assert torch.equal(task_data(spec, loaded).clean, same.clean)
+    assert not torch.equal(task_data(spec, loaded, seed=3).clean, same.clean)

@@ -29,7 +29,7 @@ from .backend import LoadedModel, SenderCache, cache_senders, hook
 from .check import CheckSpec, ExpectSpec, TaskSpec
 from .engine_fast import FastEngine, Unsupported
 from .engine_reference import run_reference
-from .graph import EMBED, LOGITS, CircuitGraph, Node
+from .graph import EMBED, LOGITS, CircuitGraph, Edge, Node
 from .metrics import per_example
 from .tasks import TaskData
 
@@ -68,7 +68,6 @@ class Session:
         if int(self.data.clean.max()) >= model.cfg.d_vocab or int(self.data.corrupt.max()) >= model.cfg.d_vocab:
             raise EvaluationError("the task has token ids outside the model's vocabulary")
         self._fast: FastEngine | None = None
-        self.engine_note = ""
         self.notes: list[str] = []
         if self.engine in ("auto", "fast"):
             try:
@@ -76,8 +75,10 @@ class Session:
             except Unsupported as err:
                 if self.engine == "fast":
                     raise EvaluationError(f"the fast engine does not support this model: {err}") from None
-                self.engine_note = f"reference engine (the fast engine does not support {err})"
+                self.notes.append(f"using the slow reference engine: the fast engine does not support {err}")
         self._prepare()
+        if self._fast is not None and self.engine == "auto":
+            self._self_check()
 
     # -- data -------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -107,6 +108,31 @@ class Session:
                 raise EvaluationError(f"unknown ablation {self.ablation!r}")
             named = {k: v.to(device) for k, v in part.positions.items()}
             self._batches.append((part, clean, ablated, named))
+
+    def _self_check(self) -> None:
+        """Fall back to the reference engine if the fast one cannot reproduce this model.
+
+        With every edge a circuit is the model itself; an architecture feature the fast
+        engine does not know (and `check_supported` missed) shows up here as a mismatch.
+        """
+        part, clean, ablated, named = self._batches[0]
+        few = slice(0, min(2, clean.shape[0]))
+        clean, named = clean[few], {k: v[few] for k, v in named.items()}
+        outputs = {k: (v[few] if v.shape[0] == part.clean.shape[0] else v) for k, v in ablated.outputs.items()}
+        from .models import feeds
+
+        nodes = self.loaded.shape.all_nodes()
+        full = CircuitGraph.from_edges(
+            Edge(s, r, ch) for r in nodes if r.is_receiver for s in nodes
+            if s.is_sender and feeds(s, r, self.loaded.shape) for ch in (("q", "k", "v") if r.is_head else (None,)))
+        assert self._fast is not None
+        fast = self._fast.run(clean, outputs, [full], named)[0].float()
+        truth = self._model_logits(clean, named).float()
+        error = (fast - truth).abs().max().item()
+        if not error <= 1e-3 * max(1.0, truth.abs().max().item()):
+            self._fast = None
+            self.notes.append(f"using the slow reference engine: the fast engine does not reproduce this model "
+                              f"(max logit error {error:.3g} with every edge)")
 
     # -- metric values ------------------------------------------------------------------
     def _values(self, logits: torch.Tensor, part: TaskData, model_logprobs: torch.Tensor | None) -> torch.Tensor:
@@ -351,9 +377,14 @@ class Evaluator:
             return Completeness(0.0, (), [])
         rng = random.Random(seed)
         subsets: list[tuple[Node, ...]] = []
-        for _ in range(samples):
+        possible = 2 ** len(nodes) - 1
+        for _ in range(samples * 20):  # draw until `samples` distinct subsets (or all there are)
+            if len(subsets) >= min(samples, possible):
+                break
             size = rng.randint(1, max(1, len(nodes) // 2))
-            subsets.append(tuple(sorted(rng.sample(nodes, size))))
+            subset = tuple(sorted(rng.sample(nodes, size)))
+            if subset not in subsets:
+                subsets.append(subset)
         scale = abs(self.m_model - self.m_empty)
 
         def gaps(candidates: list[tuple[Node, ...]]) -> list[float]:
@@ -374,12 +405,18 @@ class Evaluator:
         return Completeness(worst[1], tuple(str(n) for n in worst[0]), named)
 
     # -- checks ------------------------------------------------------------------------------
-    def run_check(self, spec: CheckSpec, full: bool = False, default_samples: int = 10) -> CheckReport:
-        """Evaluate what the check's expectations need (everything when `full`)."""
+    def run_check(self, spec: CheckSpec, full: bool = False, default_samples: int = 10,
+                  seed: int | None = None) -> CheckReport:
+        """Evaluate what the check's expectations need (everything when `full`).
+
+        Completeness samples and seed come from the expectation's `with` options, else the
+        check's, else the defaults; `seed`, when given, overrides them all.
+        """
         kinds = {e.kind for e in spec.expects}
         wanted = next((e for e in spec.expects if e.kind == "completeness"), None)
-        samples = int(wanted.options.get("samples", default_samples)) if wanted else (default_samples if full else 0)
-        seed = int(wanted.options.get("seed", spec.task.seed)) if wanted else spec.task.seed
+        options = {**spec.options, **(wanted.options if wanted else {})}
+        samples = int(options.get("samples", default_samples)) if wanted or full else 0
+        seed = int(options.get("seed", spec.task.seed)) if seed is None else seed
         report = self.report(spec.circuit, minimality=full or "minimal" in kinds, completeness_samples=samples,
                              seed=seed, task_name=spec.task.name)
         return CheckReport(report, [self._verdict(e, report) for e in spec.expects])
@@ -420,8 +457,11 @@ def _compare(text: str, value: float, expect: ExpectSpec, detail: str) -> Expect
 # ---------------------------------------------------------------------------------
 
 
-def task_data(spec: TaskSpec, loaded: LoadedModel) -> TaskData:
-    """The examples a TaskSpec names: a generator call or a JSONL file."""
+def task_data(spec: TaskSpec, loaded: LoadedModel, seed: int | None = None) -> TaskData:
+    """The examples a TaskSpec names: a generator call or a JSONL file.
+
+    `seed`, when given, overrides every seed (the task's and the generator call's).
+    """
     from . import zoo  # noqa: F401 - registers the zoo's generators
     from .tasks import GENERATORS, load_jsonl
 
@@ -433,6 +473,8 @@ def task_data(spec: TaskSpec, loaded: LoadedModel) -> TaskData:
     if name not in GENERATORS:
         raise EvaluationError(f"no data generator `{name}`", f"generators: {', '.join(sorted(GENERATORS))}")
     kwargs = {"seed": spec.seed, **kwargs}
+    if seed is not None:
+        kwargs["seed"] = seed
     try:
         data = GENERATORS[name](loaded.model, **kwargs)
     except TypeError as err:
