@@ -34,15 +34,17 @@ graphviz:
 
 demo: setup
 	@mkdir -p $(OUT)
-	$(VENV)/bin/circ check --static examples/first_circuit.circ
-	$(VENV)/bin/circ render examples/first_circuit.circ -o $(OUT)/first_circuit.svg
-	@echo "demo: the circuit checked clean and its drawing is in $(OUT)/first_circuit.svg"
+	$(VENV)/bin/circ check stdlib/zoo/induction.circ
+	$(VENV)/bin/circ eval stdlib/zoo/induction.circ --json $(OUT)/induction.json --markdown $(OUT)/induction.md
+	$(VENV)/bin/circ render stdlib/zoo/induction.circ --circuit induction -o $(OUT)/induction.svg
+	@echo "demo: report in $(OUT)/induction.md and $(OUT)/induction.json, drawing in $(OUT)/induction.svg"
 
 test: setup
 	$(PY) -m pytest
 
 bench: setup
 	$(PY) bench/bench_static.py
+	$(PY) bench/bench_eval.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis
