@@ -195,7 +195,6 @@ def check(paths: tuple[str, ...], static: bool, fmt: str, strict: bool, device: 
     import json
 
     from .api import compile_file
-    from .eval_report import checks_json
     from .report import summary, write_diagnostics
 
     files = _circ_files(paths)
@@ -212,6 +211,7 @@ def check(paths: tuple[str, ...], static: bool, fmt: str, strict: bool, device: 
         outcomes, eval_failed = _evaluate_files([c for c in compiled if c.ok], options, fmt, details=False)
         failed = failed or eval_failed
         if fmt == "json":
+            from .eval_report import checks_json
             from .report import to_json
 
             click.echo(json.dumps({"diagnostics": [to_json(d) for d in everything],

@@ -118,3 +118,13 @@ def test_internal_errors_are_one_line_unless_debug() -> None:
                             "sys.argv = ['circ', '--debug', 'check', '--static', 'examples']; main()"],
                            capture_output=True, text=True, cwd=ROOT)
     assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+def test_static_commands_import_no_torch() -> None:
+    probe = ("import sys\nfrom circuitlang.cli import cli\n"
+             "for args in (['check', '--static', 'stdlib'], ['fmt', '--check', 'stdlib'],\n"
+             "             ['diff', 'stdlib/zoo/induction.circ', 'stdlib/zoo/induction.circ']):\n"
+             "    try:\n        cli.main(args, standalone_mode=False)\n    except SystemExit:\n        pass\n"
+             "print('torch' in sys.modules, 'transformer_lens' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert result.stdout.strip().splitlines()[-1] == "False False", result.stderr
