@@ -142,6 +142,18 @@ class _ProgressBar:
         self.progress.__exit__(*exc)
 
 
+def _echo_outcome_messages(outcome) -> None:
+    """Problems (what stopped a check), a skipped model, and notes, on stderr."""
+    for problem in outcome.problems:
+        click.echo(f"error: {problem.where}: {problem.message}", err=True)
+        if problem.help:
+            click.echo(f"  = help: {problem.help}", err=True)
+    if outcome.skipped:
+        click.echo(f"skipped: {outcome.skipped}", err=True)
+    for note in outcome.notes:
+        click.echo(f"note: {note}", err=True)
+
+
 def _evaluate_files(files, options, fmt: str, details: bool):
     """Evaluate each clean file's checks; print verdicts; return (outcomes, failed)."""
     from rich.console import Console
@@ -161,14 +173,7 @@ def _evaluate_files(files, options, fmt: str, details: bool):
         outcomes.append(outcome)
         if fmt != "json":
             print_terminal(console, compiled.path, outcome.checks, details=details)
-            for problem in outcome.problems:
-                click.echo(f"error: {problem.where}: {problem.message}", err=True)
-                if problem.help:
-                    click.echo(f"  = help: {problem.help}", err=True)
-            if outcome.skipped:
-                click.echo(f"skipped: {outcome.skipped}", err=True)
-            for note in outcome.notes:
-                click.echo(f"note: {note}", err=True)
+            _echo_outcome_messages(outcome)
         failed = failed or not outcome.passed
     return outcomes, failed
 
@@ -267,14 +272,7 @@ def eval_command(file: Path, json_path: Path | None, md_path: Path | None, circu
         outcome: FileOutcome = run_checks(compiled, options)
     console = Console()
     print_terminal(console, str(file), outcome.checks, details=True)
-    for problem in outcome.problems:
-        click.echo(f"error: {problem.where}: {problem.message}", err=True)
-        if problem.help:
-            click.echo(f"  = help: {problem.help}", err=True)
-    if outcome.skipped:
-        click.echo(f"skipped: {outcome.skipped}", err=True)
-    for note in outcome.notes:
-        click.echo(f"note: {note}", err=True)
+    _echo_outcome_messages(outcome)
     if json_path:
         json_path.write_text(dumps({**checks_json(str(file), outcome.checks, outcome.problems),
                                     "problems": [vars(p) for p in outcome.problems]}) + "\n", encoding="utf-8")
