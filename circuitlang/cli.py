@@ -16,6 +16,7 @@ from typing import Iterable
 import click
 
 from . import __version__
+from .cli_evaluate import echo_outcome_messages, evaluate_files, model_options, ProgressBar, run_options
 
 EXAMPLES = {
     "check": """
@@ -96,88 +97,6 @@ def _circ_files(paths: Iterable[str]) -> list[Path]:
 # ---------------------------------------------------------------------------------
 
 
-def _model_options(fn):
-    """Options shared by the commands that load a model."""
-    options = [
-        click.option("--device", default="cpu", show_default=True, help="Where to run: cpu, cuda, cuda:1, mps."),
-        click.option("--dtype", type=click.Choice(["float32", "float64", "bfloat16", "float16"]), default="float32",
-                     show_default=True),
-        click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
-                     help="Examples per forward pass."),
-        click.option("--seed", type=int, default=None, help="Override every task's seed."),
-        click.option("--skip-unavailable", is_flag=True,
-                     help="Report files whose model is not available offline as skipped, not failed."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def _run_options(device: str, dtype: str, batch_size: int, seed: int | None, skip_unavailable: bool):
-    from .runner import RunOptions
-
-    return RunOptions(device, dtype, batch_size, seed, skip_unavailable)
-
-
-class _ProgressBar:
-    """A rich progress bar on stderr for evaluations that take more than a moment."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self.progress = Progress(console=Console(stderr=True), transient=True)
-        self.tasks: dict[str, int] = {}
-
-    def __call__(self, label: str, done: int, total: int) -> None:
-        if label not in self.tasks:
-            self.tasks[label] = self.progress.add_task(f"evaluating {label}", total=total)
-        self.progress.update(self.tasks[label], completed=done, total=total)
-
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
-
-
-def _echo_outcome_messages(outcome) -> None:
-    """Problems (what stopped a check), a skipped model, and notes, on stderr."""
-    for problem in outcome.problems:
-        click.echo(f"error: {problem.where}: {problem.message}", err=True)
-        if problem.help:
-            click.echo(f"  = help: {problem.help}", err=True)
-    if outcome.skipped:
-        click.echo(f"skipped: {outcome.skipped}", err=True)
-    for note in outcome.notes:
-        click.echo(f"note: {note}", err=True)
-
-
-def _evaluate_files(files, options, fmt: str, details: bool):
-    """Evaluate each clean file's checks; print verdicts; return (outcomes, failed)."""
-    from rich.console import Console
-
-    from .eval_report import print_terminal
-    from .runner import run_checks
-
-    console = Console()
-    outcomes = []
-    failed = False
-    for compiled in files:
-        if not compiled.checks:
-            continue
-        with _ProgressBar() as bar:
-            options.progress = bar
-            outcome = run_checks(compiled, options)
-        outcomes.append(outcome)
-        if fmt != "json":
-            print_terminal(console, compiled.path, outcome.checks, details=details)
-            _echo_outcome_messages(outcome)
-        failed = failed or not outcome.passed
-    return outcomes, failed
-
-
 @cli.command(epilog=EXAMPLES["check"])
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--static", "static", is_flag=True,
@@ -185,7 +104,7 @@ def _evaluate_files(files, options, fmt: str, details: bool):
 @click.option("--format", "fmt", type=click.Choice(["full", "concise", "json"]), default="full",
               show_default=True, help="How to print diagnostics (and, with json, the verdicts).")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
-@_model_options
+@model_options
 def check(paths: tuple[str, ...], static: bool, fmt: str, strict: bool, device: str, dtype: str, batch_size: int,
           seed: int | None, skip_unavailable: bool) -> None:
     """Check .circ files, then evaluate their hypotheses on the model.
@@ -212,8 +131,8 @@ def check(paths: tuple[str, ...], static: bool, fmt: str, strict: bool, device: 
         click.echo(summary(everything, len(files)), err=True)
     failed = any(d.is_error for d in everything) or (strict and bool(everything))
     if not static:
-        options = _run_options(device, dtype, batch_size, seed, skip_unavailable)
-        outcomes, eval_failed = _evaluate_files([c for c in compiled if c.ok], options, fmt, details=False)
+        options = run_options(device, dtype, batch_size, seed, skip_unavailable)
+        outcomes, eval_failed = evaluate_files([c for c in compiled if c.ok], options, fmt, details=False)
         failed = failed or eval_failed
         if fmt == "json":
             from .eval_report import checks_json
@@ -238,7 +157,7 @@ def check(paths: tuple[str, ...], static: bool, fmt: str, strict: bool, device: 
 @click.option("--task", "task_name", help="The task to evaluate --circuit on.")
 @click.option("--completeness", "samples", type=click.IntRange(0), default=10, show_default=True,
               help="Random node subsets to try for completeness (unless a check sets `samples`).")
-@_model_options
+@model_options
 def eval_command(file: Path, json_path: Path | None, md_path: Path | None, circuit_name: str | None,
                  task_name: str | None, samples: int, device: str, dtype: str, batch_size: int, seed: int | None,
                  skip_unavailable: bool) -> None:
@@ -256,7 +175,7 @@ def eval_command(file: Path, json_path: Path | None, md_path: Path | None, circu
     from .runner import FileOutcome, run_checks
 
     compiled = _compile_or_exit(file)
-    options = _run_options(device, dtype, batch_size, seed, skip_unavailable)
+    options = run_options(device, dtype, batch_size, seed, skip_unavailable)
     options.full_report, options.completeness_samples = True, samples
     if circuit_name or task_name:
         if not (circuit_name and task_name):
@@ -267,12 +186,12 @@ def eval_command(file: Path, json_path: Path | None, md_path: Path | None, circu
         compiled.checks = [CheckSpec(circuit, compiled.tasks[task_name], ())]
     if not compiled.checks:
         raise _Fail(f"{file} has no check blocks; name a circuit and task with --circuit and --task")
-    with _ProgressBar() as bar:
+    with ProgressBar() as bar:
         options.progress = bar
         outcome: FileOutcome = run_checks(compiled, options)
     console = Console()
     print_terminal(console, str(file), outcome.checks, details=True)
-    _echo_outcome_messages(outcome)
+    echo_outcome_messages(outcome)
     if json_path:
         json_path.write_text(dumps({**checks_json(str(file), outcome.checks, outcome.problems),
                                     "problems": [vars(p) for p in outcome.problems]}) + "\n", encoding="utf-8")
