@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import circuitlang as cl
-from circuitlang import parse
+from circuitlang import parse, source
 from circuitlang.check import ABLATIONS, CHECK_OPTIONS, EXPECTATIONS, METRICS, TASK_SETTINGS
 from circuitlang.diagnostics import CODES, Diagnostic
 from circuitlang.models import KNOWN_SHAPES
@@ -170,7 +170,7 @@ def test_e003_binary(tmp_path: Path) -> None:
 
 
 def test_e004_too_large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parse, "MAX_FILE_BYTES", 64)
+    monkeypatch.setattr(source, "MAX_FILE_BYTES", 64)
     path = tmp_path / "huge.circ"
     path.write_text("model gpt2\n" + "circuit c { L9.H6 -> logits }\n" * 4, encoding="utf-8")
     assert "E004" in _codes_of(path)
