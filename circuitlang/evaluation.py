@@ -462,21 +462,21 @@ def task_data(spec: TaskSpec, loaded: LoadedModel, seed: int | None = None) -> T
 
     `seed`, when given, overrides every seed (the task's and the generator call's).
     """
-    from . import zoo  # noqa: F401 - registers the zoo's generators
-    from .tasks import GENERATORS, load_jsonl
+    from .tasks import load_jsonl, registered_generators
 
+    generators = registered_generators()
     if isinstance(spec.data, str):
         return load_jsonl(spec.base_dir / spec.data, loaded.model, spec.name)
     if spec.data is None:
         raise EvaluationError(f"task `{spec.name}` has no data")
     name, kwargs = spec.data
-    if name not in GENERATORS:
-        raise EvaluationError(f"no data generator `{name}`", f"generators: {', '.join(sorted(GENERATORS))}")
+    if name not in generators:
+        raise EvaluationError(f"no data generator `{name}`", f"generators: {', '.join(sorted(generators))}")
     kwargs = {"seed": spec.seed, **kwargs}
     if seed is not None:
         kwargs["seed"] = seed
     try:
-        data = GENERATORS[name](loaded.model, **kwargs)
+        data = generators[name](loaded.model, **kwargs)
     except TypeError as err:
         raise EvaluationError(f"generator `{name}` rejected its arguments: {err}") from None
     return TaskData(data.clean, data.corrupt, data.answer, data.wrong, data.positions, spec.name)

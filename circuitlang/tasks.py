@@ -77,6 +77,13 @@ Generator = Callable[..., TaskData]
 GENERATORS: dict[str, Generator] = {}
 
 
+def registered_generators() -> dict[str, Generator]:
+    """Every generator: the zoo's and the standard library's register themselves on import."""
+    from . import stdlib_tasks, zoo  # noqa: F401
+
+    return GENERATORS
+
+
 def register(name: str) -> Callable[[Generator], Generator]:
     def wrap(fn: Generator) -> Generator:
         GENERATORS[name] = fn

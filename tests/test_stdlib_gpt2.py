@@ -1,0 +1,525 @@
+"""The GPT-2 circuits of the standard library (stdlib/gpt2/): IOI and Greater-Than.
+
+Static: both files compile without diagnostics and are `circ fmt` fixed points; their
+node and edge sets are counted by hand here, from the published head lists; `ioi_with_mlps`
+is compared edge for edge with an independent re-implementation of auto-circuit's
+`ioi_true_edges`; composition with the induction motif and the diff of the two Greater-Than
+variants come out as computed by hand. Generators: the text prompts are deterministic and
+well formed, and the tokenizing generators put every named position on the right token
+(with a small word-level tokenizer standing in for GPT-2's) and refuse a model without a
+tokenizer. GPT-2 itself is needed only by the `pretrained` test at the end.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import circuitlang as cl
+from circuitlang.diff import diff_graphs
+from circuitlang.fmt import format_module
+from circuitlang.graph import EMBED, LOGITS, Edge, Node
+from circuitlang.parse import parse_text
+from circuitlang.stdlib_tasks import greater_than, greater_than_prompts, ioi, ioi_data, ioi_prompts
+from circuitlang.tasks import GENERATORS, TaskError
+
+ROOT = Path(__file__).resolve().parent.parent
+IOI = ROOT / "stdlib/gpt2/ioi.circ"
+GREATER_THAN = ROOT / "stdlib/gpt2/greater_than.circ"
+
+# The published classes (Wang et al. 2022, as listed in ACDC's acdc/ioi/utils.py).
+CLASSES = {
+    "name_movers": [(9, 9), (9, 6), (10, 0)],
+    "backup_name_movers": [(9, 0), (9, 7), (10, 1), (10, 2), (10, 6), (10, 10), (11, 2), (11, 9)],
+    "negative_name_movers": [(10, 7), (11, 10)],
+    "s_inhibition": [(7, 3), (7, 9), (8, 6), (8, 10)],
+    "induction": [(5, 5), (5, 8), (5, 9), (6, 9)],
+    "duplicate_token": [(0, 1), (0, 10), (3, 0)],
+    "previous_token": [(2, 2), (4, 11)],
+}
+MOVERS = ["name_movers", "backup_name_movers", "negative_name_movers"]
+
+
+def heads(*classes: str) -> set[Node]:
+    return {Node.attn(layer, head) for c in classes for layer, head in CLASSES[c]}
+
+
+@pytest.fixture(scope="module")
+def ioi_file() -> cl.Compiled:
+    return cl.compile_file(IOI)
+
+
+@pytest.fixture(scope="module")
+def gt_file() -> cl.Compiled:
+    return cl.compile_file(GREATER_THAN)
+
+
+# ---------------------------------------------------------------------------------
+# Static
+# ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [IOI, GREATER_THAN], ids=lambda p: p.name)
+def test_compiles_without_diagnostics_and_is_a_fmt_fixed_point(path: Path) -> None:
+    compiled = cl.compile_file(path)
+    assert compiled.diagnostics == [], [str(d) for d in compiled.diagnostics]
+    assert compiled.model == "gpt2"
+    source = path.read_text(encoding="utf-8")
+    module, diagnostics = parse_text(source, str(path))
+    assert diagnostics == []
+    assert format_module(module) == source
+
+
+def test_ioi_groups_are_the_published_classes() -> None:
+    text = "model gpt2\n\nimport stdlib.gpt2.ioi\n\n" + "\n".join(
+        f"circuit {name} = ioi.{name}" for name in CLASSES) + "\ncircuit movers = ioi.movers\ncircuit all = ioi.heads\n"
+    compiled = cl.compile_text(text, "groups.circ", base_dir=ROOT)
+    assert compiled.diagnostics == []
+    for name in CLASSES:  # a group used as a circuit is its node-level circuit
+        assert {n for n in compiled.circuits[name].nodes if n.is_head} == heads(name), name
+    assert {n for n in compiled.circuits["movers"].nodes if n.is_head} == heads(*MOVERS)
+    assert {n for n in compiled.circuits["all"].nodes if n.is_head} == heads(*CLASSES)
+    assert len(heads(*CLASSES)) == 3 + 8 + 2 + 4 + 4 + 3 + 2 == 26
+
+
+def test_ioi_nodes_are_the_26_heads_embed_and_logits(ioi_file: cl.Compiled) -> None:
+    for name in ("ioi", "ioi_unpositioned"):
+        assert ioi_file.circuits[name].nodes == heads(*CLASSES) | {EMBED, LOGITS}
+    # Node level: the 26 heads and the 12 MLPs (the paper's knockout of the other 118 heads).
+    assert ioi_file.circuits["ioi_nodes"].nodes == heads(*CLASSES) | {Node.mlp(i) for i in range(12)} | {EMBED, LOGITS}
+    assert ioi_file.circuits["ioi_nodes"].level == "node"
+
+
+def test_ioi_edge_count_by_hand(ioi_file: cl.Compiled) -> None:
+    counts = {
+        "embed -> previous-token {q @S1+1, k @S1, v @S1}": 2 * 3,     # 2 heads x 3 channels
+        "embed -> duplicate-token {q @S2, k @S1, v @S1}": 3 * 3,      # 3 heads x 3 channels
+        "embed -> S-inhibition {q @END}": 4 * 1,                      # 4 heads x 1 channel
+        "embed -> movers {k, v @IO}": (3 + 8 + 2) * 2,                # 13 movers x 2 channels
+        "previous-token -> induction {k, v @S1+1}": 2 * 4 * 2,        # every pair is forward (L2/L4 -> L5/L6)
+        "induction -> S-inhibition {k, v @S2}": 4 * 4 * 2,            # L5/L6 -> L7/L8
+        "duplicate-token -> S-inhibition {k, v @S2}": 3 * 4 * 2,      # L0/L3 -> L7/L8
+        "S-inhibition -> movers {q @END}": 4 * 13 * 1,                # L7/L8 -> L9..L11
+        "movers -> logits @END": 13,
+    }
+    total = sum(counts.values())
+    assert total == 6 + 9 + 4 + 26 + 16 + 32 + 24 + 52 + 13 == 182
+    ioi_graph = ioi_file.circuits["ioi"]
+    assert len(ioi_graph.edges) == total
+    assert len(ioi_file.circuits["ioi_unpositioned"].edges) == total
+    # The same edges with and without positions.
+    strip = {Edge(e.sender, e.receiver, e.channel) for e in ioi_graph.edges}
+    assert strip == set(ioi_file.circuits["ioi_unpositioned"].edges)
+    assert {e.position for e in ioi_graph.edges} == {"S1+1", "S1", "S2", "END", "IO"}
+    # Spot checks of channel and position.
+    assert Edge(EMBED, Node.attn(2, 2), "q", "S1+1") in ioi_graph.edges
+    assert Edge(EMBED, Node.attn(3, 0), "k", "S1") in ioi_graph.edges
+    assert Edge(Node.attn(4, 11), Node.attn(5, 5), "v", "S1+1") in ioi_graph.edges
+    assert Edge(Node.attn(8, 10), Node.attn(11, 10), "q", "END") in ioi_graph.edges
+    assert Edge(Node.attn(10, 7), LOGITS, None, "END") in ioi_graph.edges
+
+
+def auto_circuit_ioi_true_edges() -> set[Edge]:
+    """auto-circuit's ioi_true_edges(token_positions=True), written out independently.
+
+    Per connection (15 of them, class by class as auto-circuit lists them): the senders are
+    the class's heads (or embed) plus the MLPs of layers min_layer(sender class) ..
+    max_layer(receiver class) - 1 (from 0 for embed; through 11 for logits, where
+    auto-circuit's bound is the END token index, past the last layer); the receivers are
+    the class's inputs at their positions plus those MLPs at every position of the
+    connection; every (sender, receiver) pair that exists in GPT-2 is an edge.
+    """
+    conns = [
+        ("INPUT", "previous_token", [("q", "S1+1"), ("k", "S1"), ("v", "S1")]),
+        ("INPUT", "duplicate_token", [("q", "S2"), ("k", "S1"), ("v", "S1")]),
+        ("INPUT", "s_inhibition", [("q", "END")]),
+        ("INPUT", "negative_name_movers", [("k", "IO"), ("v", "IO")]),
+        ("INPUT", "name_movers", [("k", "IO"), ("v", "IO")]),
+        ("INPUT", "backup_name_movers", [("k", "IO"), ("v", "IO")]),
+        ("previous_token", "induction", [("k", "S1+1"), ("v", "S1+1")]),
+        ("induction", "s_inhibition", [("k", "S2"), ("v", "S2")]),
+        ("duplicate_token", "s_inhibition", [("k", "S2"), ("v", "S2")]),
+        ("s_inhibition", "negative_name_movers", [("q", "END")]),
+        ("s_inhibition", "name_movers", [("q", "END")]),
+        ("s_inhibition", "backup_name_movers", [("q", "END")]),
+        ("negative_name_movers", "OUTPUT", [(None, "END")]),
+        ("name_movers", "OUTPUT", [(None, "END")]),
+        ("backup_name_movers", "OUTPUT", [(None, "END")]),
+    ]
+
+    def layer(node: Node) -> int:
+        return node.layer
+
+    def exists(sender: Node, receiver: Node) -> bool:  # GPT-2: sequential attention then MLP
+        if sender == EMBED or receiver == LOGITS:
+            return True
+        if sender.is_head and receiver.kind == "mlp":
+            return sender.layer <= receiver.layer
+        return sender.layer < receiver.layer
+
+    edges: set[Edge] = set()
+    for source, target, channels in conns:
+        senders = [EMBED] if source == "INPUT" else sorted(heads(source))
+        src_layer = 0 if source == "INPUT" else min(layer(n) for n in senders)
+        if target == "OUTPUT":
+            receivers = [(LOGITS, None, "END")]
+            dst_layer = 12
+        else:
+            receivers = [(n, ch, pos) for n in sorted(heads(target)) for ch, pos in channels]
+            dst_layer = max(layer(n) for n in heads(target))
+        mlps = [Node.mlp(i) for i in range(src_layer, dst_layer)]
+        receivers += [(m, None, pos) for m in mlps for _, pos in channels]
+        for s in senders + mlps:
+            for r, ch, pos in receivers:
+                if s != r and exists(s, r):
+                    edges.add(Edge(s, r, ch, pos))
+    return edges
+
+
+def test_ioi_with_mlps_is_auto_circuits_edge_set(ioi_file: cl.Compiled) -> None:
+    with_mlps = ioi_file.circuits["ioi_with_mlps"]
+    assert set(with_mlps.edges) == auto_circuit_ioi_true_edges()
+    assert len(with_mlps.edges) == 869
+    assert ioi_file.circuits["ioi"].edges <= with_mlps.edges
+    mlp_edges = [e for e in with_mlps.edges if "mlp" in (e.sender.kind, e.receiver.kind)]
+    assert len(mlp_edges) == 869 - 182
+    # Every MLP edge runs forward and at a position of its connection.
+    assert all(e.position in {"S1+1", "S1", "S2", "END", "IO"} for e in with_mlps.edges)
+
+
+def test_one_pass_through_by_hand(ioi_file: cl.Compiled) -> None:
+    # movers -> logits @END through MLPs 9-11: 13 movers -> logits, 3 MLPs -> logits, the
+    # 4 layer-9 movers -> MLPs 9, 10, 11, the 6 layer-10 movers -> MLPs 10, 11, the 3
+    # layer-11 movers -> MLP 11, and MLP 9 -> 10, 9 -> 11, 10 -> 11.
+    assert len(ioi_file.circuits["via_movers_logits"].edges) == 13 + 3 + 4 * 3 + 6 * 2 + 3 * 1 + 3 == 46
+
+
+def test_ioi_task_and_checks(ioi_file: cl.Compiled) -> None:
+    task = ioi_file.tasks["ioi_abc"]
+    assert task.data == ("ioi", {"n": 256})
+    assert (task.ablation, task.metric) == ("resample", "logit_diff")
+    assert set(task.positions) == {"IO", "S1", "S2", "END"}
+    assert [(c.circuit.name, [e.kind for e in c.expects]) for c in ioi_file.checks] == [
+        ("ioi_nodes", ["faithfulness"]), ("ioi_with_mlps", ["faithfulness"])]
+
+
+ACDC_GT = {Node.attn(0, 1), Node.attn(0, 3), Node.attn(0, 5), Node.attn(5, 5), Node.attn(6, 1), Node.attn(6, 9),
+           Node.attn(7, 10), Node.attn(8, 11), Node.attn(9, 1)} | {Node.mlp(i) for i in (0, 1, 2, 3, 8, 9, 10, 11)}
+HANNA_GT = {Node.attn(5, 1), Node.attn(5, 5), Node.attn(6, 9), Node.attn(7, 10), Node.attn(8, 8), Node.attn(8, 11),
+            Node.attn(9, 1)} | {Node.mlp(i) for i in (8, 9, 10, 11)}
+
+
+def test_greater_than_variants_are_the_published_node_sets(gt_file: cl.Compiled) -> None:
+    acdc, hanna = gt_file.circuits["acdc"], gt_file.circuits["hanna"]
+    assert acdc.level == hanna.level == "node"
+    assert acdc.nodes == ACDC_GT | {EMBED, LOGITS}
+    assert hanna.nodes == HANNA_GT | {EMBED, LOGITS}
+    # Node level: every edge among the nodes, embed and logits, counted receiver by receiver
+    # (senders: embed plus every earlier node; a head counts 3 times, for q, k and v).
+    hanna_edges = (3 + 3          # L5.H1, L5.H5 <- embed
+                   + 3 * 3        # L6.H9 <- embed, 5.1, 5.5
+                   + 4 * 3        # L7.H10 <- embed, 5.1, 5.5, 6.9
+                   + 5 * 3 * 2    # L8.H8, L8.H11 <- embed, 5.1, 5.5, 6.9, 7.10
+                   + 7            # L8.MLP <- embed and the 6 heads of layers 5-8
+                   + 8 * 3        # L9.H1 <- embed, 6 heads, MLP8
+                   + 9 + 10 + 11  # MLPs 9, 10, 11 <- embed, 7 heads and the earlier late MLPs
+                   + 12)          # logits <- embed, 7 heads, 4 MLPs
+    assert len(hanna.edges) == hanna_edges == 130
+    acdc_edges = (3 * 3                       # L0.H1, .H3, .H5 <- embed
+                  + 4 + 5 + 6 + 7             # MLPs 0-3 <- embed, the 3 L0 heads and the earlier MLPs
+                  + 8 * 3                     # L5.H5 <- embed, 3 L0 heads, MLPs 0-3
+                  + 9 * 3 * 2                 # L6.H1, L6.H9 <- those and 5.5
+                  + 11 * 3                    # L7.H10 <- ... and 6.1, 6.9
+                  + 12 * 3                    # L8.H11 <- ... and 7.10
+                  + 13                        # L8.MLP <- ... and 8.11
+                  + 14 * 3                    # L9.H1 <- ... and MLP8
+                  + 15 + 16 + 17              # MLPs 9-11
+                  + 18)                       # logits <- embed, 9 heads, 8 MLPs
+    assert len(acdc.edges) == acdc_edges == 299
+
+
+def test_greater_than_diff(gt_file: cl.Compiled) -> None:
+    diff = diff_graphs(gt_file.circuits["acdc"], gt_file.circuits["hanna"], "acdc", "hanna")
+    assert set(diff.nodes_added) == {Node.attn(5, 1), Node.attn(8, 8)}
+    assert set(diff.nodes_removed) == {Node.attn(0, 1), Node.attn(0, 3), Node.attn(0, 5), Node.attn(6, 1)} | {
+        Node.mlp(i) for i in range(4)}
+    assert diff.counts()["edges_added"] == len(gt_file.circuits["hanna"].edges - gt_file.circuits["acdc"].edges)
+    task = gt_file.tasks["years_01"]
+    assert task.data == ("greater_than", {"n": 256}) and set(task.positions) == {"YY", "END"}
+
+
+def test_compose_ioi_with_the_induction_motif() -> None:
+    text = """model gpt2
+
+import stdlib.gpt2.ioi
+import stdlib.motifs.induction as m
+
+circuit motif = m.induction(L5.H5, L6.H9)
+circuit both = ioi.ioi | m.induction(L5.H5, L6.H9)
+circuit free_motif = m.induction(L4.H11, L5.H5)
+circuit both_free = ioi.ioi_unpositioned | m.induction(L4.H11, L5.H5)
+circuit overlap = ioi.ioi_unpositioned & m.induction(L4.H11, L5.H5)
+circuit no_overlap = ioi.ioi & m.induction(L5.H5, L6.H9)
+"""
+    compiled = cl.compile_text(text, "compose.circ", base_dir=ROOT)
+    assert compiled.diagnostics == [], [str(d) for d in compiled.diagnostics]
+    c = compiled.circuits
+    # The motif: embed -> L5.H5 q, k, v (3); L5.H5 -> L6.H9.k (1); embed -> L6.H9 q, v (2);
+    # L6.H9 -> logits (1).
+    assert len(c["motif"].edges) == 3 + 1 + 2 + 1 == 7
+    # Every edge of `ioi` has a position and no edge of the motif has one, and a position is
+    # part of an edge's identity: the overlap is empty, 182 + 7 - 0.
+    assert len(c["both"].edges) == 182 + 7 - 0
+    assert c["both"].nodes == heads(*CLASSES) | {EMBED, LOGITS}  # L5.H5, L6.H9 are IOI heads already
+    # Without positions, the motif on previous-token head 4.11 and induction head 5.5 shares
+    # embed -> L4.H11 q, k, v (IOI's embed -> previous-token) and L4.H11 -> L5.H5.k (IOI's
+    # previous-token -> induction): 182 + 7 - 4.
+    assert len(c["free_motif"].edges) == 7
+    assert len(c["both_free"].edges) == 182 + 7 - 4
+    assert not c["no_overlap"].edges
+    assert c["overlap"].edges == {
+        Edge(EMBED, Node.attn(4, 11), ch) for ch in "qkv"} | {Edge(Node.attn(4, 11), Node.attn(5, 5), "k")}
+
+
+# ---------------------------------------------------------------------------------
+# Prompt text (no tokenizer)
+# ---------------------------------------------------------------------------------
+
+
+def test_ioi_prompts_are_deterministic_and_well_formed() -> None:
+    prompts = ioi_prompts(200, seed=3)
+    assert prompts == ioi_prompts(200, seed=3)
+    assert prompts != ioi_prompts(200, seed=4)
+    names = set(ioi_data()["names"])
+    orders = set()
+    for p in prompts:
+        clean, corrupt = p.clean.split(" "), p.corrupt.split(" ")
+        w = p.words
+        assert "[" not in p.clean + p.corrupt and p.clean.endswith(" to") and p.clean[0].isupper()
+        assert clean[w["IO"]] == p.io and clean[w["S1"]] == clean[w["S2"]] == p.s and w["END"] == len(clean) - 1
+        assert p.io != p.s and {p.io, p.s} <= names
+        # ABC: three distinct names, none of them IO or S, at IO, S1, S2; the rest unchanged.
+        abc = (corrupt[w["IO"]], corrupt[w["S1"]], corrupt[w["S2"]])
+        assert abc == p.corrupt_names and len(set(abc)) == 3 and not set(abc) & {p.io, p.s} and set(abc) <= names
+        assert len(corrupt) == len(clean)
+        assert [i for i, (a, b) in enumerate(zip(clean, corrupt)) if a != b] == sorted(w[k] for k in ("IO", "S1", "S2"))
+        # S2 comes last; ABBA names IO first, BABA names S first.
+        assert w["S2"] > max(w["IO"], w["S1"])
+        assert (w["IO"] < w["S1"]) == (p.order == "ABBA")
+        orders.add(p.order)
+        assert p.answer == " " + p.io and p.wrong == " " + p.s
+    assert orders == {"ABBA", "BABA"}
+    assert {p.template for p in prompts} == set(range(15))
+
+
+def test_ioi_prompt_options() -> None:
+    abba = ioi_prompts(20, seed=0, order="ABBA", templates=1)
+    assert {p.order for p in abba} == {"ABBA"} and {p.template for p in abba} == {0}
+    p = abba[0]
+    assert re.fullmatch(r"Then, (\w+) and (\w+) went to the \w+\. (\w+) gave a \w+ to", p.clean)
+    assert p.clean.startswith(f"Then, {p.io} and {p.s} went to the ")
+    # The paper's running example is ABBA: "When Mary and John went to the store, John gave a drink to".
+    five = ["Mary", "John", "Anna", "Paul", "Lisa"]
+    assert all({q.io, q.s} <= set(five) for q in ioi_prompts(10, names=five))
+    with pytest.raises(TaskError, match="order"):
+        ioi_prompts(1, order="AB")
+    with pytest.raises(TaskError, match="5 distinct names"):
+        ioi_prompts(1, names=["Mary", "John", "Anna", "Paul"])
+    with pytest.raises(TaskError, match="templates"):
+        ioi_prompts(1, templates=16)
+
+
+def test_greater_than_prompts_are_deterministic_and_well_formed() -> None:
+    prompts = greater_than_prompts(97, seed=1)
+    assert prompts == greater_than_prompts(97, seed=1) and prompts != greater_than_prompts(97, seed=2)
+    # Balanced: 97 prompts cover each start year 02..98 once.
+    assert sorted(p.yy for p in prompts) == list(range(2, 99))
+    for p in prompts:
+        m = re.fullmatch(r"The (\w+) lasted from the year 17(\d\d) to the year 17", p.clean)
+        assert m and int(m.group(2)) == p.yy and m.group(1) == p.noun
+        assert p.corrupt == p.clean.replace(f" 17{p.yy:02d} ", " 1701 ")
+        assert (p.answer, p.wrong) == (f"{p.yy + 1:02d}", f"{p.yy - 1:02d}")
+        words = p.clean.split(" ")
+        assert words[p.words["YY"]] == f"17{p.yy:02d}" and p.words["END"] == len(words) - 1
+    assert {p.yy for p in greater_than_prompts(10, years=[5, 6])} == {5, 6}
+    assert greater_than_prompts(1, century=11)[0].clean.endswith(" to the year 11")
+    with pytest.raises(TaskError):
+        greater_than_prompts(1, years=[1])
+
+
+# ---------------------------------------------------------------------------------
+# Tokenizing generators
+# ---------------------------------------------------------------------------------
+
+
+class WordTokens:
+    """A stand-in for a model with a GPT-2-like tokenizer: a word keeps its leading space,
+    punctuation is a token, a number is split in two-digit tokens (" 1732" -> " 17", "32"),
+    and a word longer than 9 letters is split after 9 (so " Christopher" is two tokens and
+    the IOI generator must skip it). Token ids are handed out on first sight."""
+
+    PIECES = re.compile(r" ?[A-Za-z]{1,9}| ?\d\d|[^\sA-Za-z\d]+|\s+")
+
+    def __init__(self, prepend_bos: bool = True):
+        self.tokenizer = "word pieces"
+        self.cfg = SimpleNamespace(default_prepend_bos=prepend_bos, n_ctx=64, d_vocab=100_000)
+        self.vocab: dict[str, int] = {"<bos>": 0}
+
+    def piece(self, token: int) -> str:
+        return {v: k for k, v in self.vocab.items()}[token]
+
+    def to_tokens(self, text: str, prepend_bos: bool = True, truncate: bool = True) -> torch.Tensor:
+        ids = [self.vocab.setdefault(p, len(self.vocab)) for p in self.PIECES.findall(text)]
+        return torch.tensor([[0] * bool(prepend_bos) + ids])
+
+
+@pytest.mark.parametrize("bos", [True, False])
+def test_ioi_generator_positions_point_at_the_names(bos: bool) -> None:
+    model = WordTokens(prepend_bos=bos)
+    data = ioi(model, n=40, seed=0)
+    assert len(data) == 40 and data.name == "ioi"
+    again = ioi(model, n=40, seed=0)
+    assert torch.equal(data.clean, again.clean) and torch.equal(data.corrupt, again.corrupt)
+    piece = model.piece
+    for i in range(40):
+        pos = {k: int(v[i]) for k, v in data.positions.items()}
+        clean, corrupt = data.clean[i].tolist(), data.corrupt[i].tolist()
+        assert (clean[0] == 0) == bos
+        assert clean[pos["IO"]] == int(data.answer[i]) and clean[pos["S1"]] == clean[pos["S2"]] == int(data.wrong[i])
+        assert piece(int(data.answer[i])).startswith(" ") and piece(int(data.answer[i])).strip().isalpha()
+        assert piece(clean[pos["END"]]) == " to" and pos["S2"] > max(pos["IO"], pos["S1"])
+        assert piece(clean[pos["S1"] + 1]) in {" and", " went", " had", " were", " got", " found"}
+        abc = {corrupt[pos[k]] for k in ("IO", "S1", "S2")}
+        assert len(abc) == 3 and not abc & {int(data.answer[i]), int(data.wrong[i])}
+        end = pos["END"] + 1
+        assert [j for j in range(end) if clean[j] != corrupt[j]] == sorted(pos[k] for k in ("IO", "S1", "S2"))
+    names_seen = {piece(int(t)) for t in torch.cat([data.answer, data.wrong])}
+    assert " Christopher" not in names_seen and " Christoph" not in names_seen  # two tokens: skipped
+
+
+def test_greater_than_generator_positions_point_at_the_year() -> None:
+    model = WordTokens()
+    data = greater_than(model, n=30, seed=0)
+    piece = model.piece
+    for i in range(30):
+        yy_at, end = int(data.positions["YY"][i]), int(data.positions["END"][i])
+        clean, corrupt = data.clean[i].tolist(), data.corrupt[i].tolist()
+        yy = int(piece(clean[yy_at]))
+        assert piece(clean[yy_at - 1]) == " 17" and piece(corrupt[yy_at]) == "01"
+        assert (piece(int(data.answer[i])), piece(int(data.wrong[i]))) == (f"{yy + 1:02d}", f"{yy - 1:02d}")
+        assert piece(clean[end]) == " 17" and clean[end + 1:] == [clean[end]] * (len(clean) - end - 1)  # padding
+        assert [j for j in range(end + 1) if clean[j] != corrupt[j]] == [yy_at]
+
+
+def test_generators_are_registered_on_zoo_import() -> None:
+    import circuitlang.zoo  # noqa: F401 - registers the generators
+
+    assert GENERATORS["ioi"] is ioi and GENERATORS["greater_than"] is greater_than
+
+
+@pytest.mark.parametrize("generator", [ioi, greater_than])
+def test_generators_need_a_tokenizer(generator) -> None:
+    stub = SimpleNamespace(tokenizer=None, cfg=SimpleNamespace(default_prepend_bos=True, n_ctx=1024, d_vocab=50257))
+    with pytest.raises(TaskError, match="needs the model's tokenizer") as err:
+        generator(stub, n=4)
+    assert "JSONL" in (err.value.help or "")
+
+
+def test_a_model_without_tokenizer_is_a_clear_problem(tmp_path: Path) -> None:
+    path = tmp_path / "no_tokenizer.circ"
+    path.write_text("model zoo:induction-2l\n\ncircuit c { L1.H1 -> logits }\n\n"
+                    "task t { data ioi(n = 4) }\n\ncheck c on t {\n    expect faithfulness >= 0.5\n}\n")
+    outcome = cl.check_file(path)
+    assert not outcome.checks and len(outcome.problems) == 1
+    assert "`ioi`" in outcome.problems[0].message and "tokenizer" in outcome.problems[0].message
+
+
+def tiny_gpt2_shaped_model():
+    """12 layers x 12 heads like GPT-2 small, d_model 24, random weights, with a real Hugging
+    Face tokenizer over the word pieces of WordTokens (no GPT-2 files needed)."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from transformers import PreTrainedTokenizerFast
+
+    from circuitlang.stdlib_tasks import greater_than_data
+
+    words = ioi_data()["templates"] + ioi_data()["names"] + ioi_data()["places"] + ioi_data()["objects"]
+    words += greater_than_data()["nouns"] + [f"{i:02d}" for i in range(100)]
+    words += [f"The lasted from the year 17{i:02d} to the year 17" for i in range(100)]
+    vocab = {"<|endoftext|>": 0, "[UNK]": 1}
+    for text in words:
+        for w in text.split(" "):
+            for p in WordTokens.PIECES.findall(w) + WordTokens.PIECES.findall(" " + w):
+                vocab.setdefault(p, len(vocab))
+    core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(WordTokens.PIECES.pattern), behavior="isolated")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                        pad_token="<|endoftext|>", unk_token="[UNK]")
+    cfg = HookedTransformerConfig(n_layers=12, n_heads=12, d_model=24, d_head=2, d_mlp=48, d_vocab=len(vocab),
+                                  n_ctx=48, act_fn="gelu_new", normalization_type="LN", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = HookedTransformer(cfg)
+    model.tokenizer = tokenizer  # set_tokenizer would reload it by name for add_bos_token
+    model.cfg.tokenizer_prepends_bos = False
+    model.eval()
+    return model
+
+
+def test_circuits_evaluate_end_to_end_on_a_gpt2_shaped_model(ioi_file: cl.Compiled, gt_file: cl.Compiled) -> None:
+    from circuitlang.backend import LoadedModel, shape_of
+    from circuitlang.evaluation import Evaluator, Session
+
+    model = tiny_gpt2_shaped_model()
+    loaded = LoadedModel(model, "tiny-gpt2-shape", shape_of(model, "tiny-gpt2-shape"))
+    ioi_data_ = ioi(model, n=16, seed=0)
+    unk = model.tokenizer.convert_tokens_to_ids("[UNK]")
+    assert not (ioi_data_.clean == unk).any() and not (ioi_data_.corrupt == unk).any()
+    names = ["ioi", "ioi_with_mlps", "ioi_unpositioned", "ioi_nodes"]
+    f = Evaluator(Session(loaded, ioi_data_, "resample", batch_size=16)).faithfulness(
+        [ioi_file.circuits[n] for n in names])
+    assert torch.isfinite(f).all(), dict(zip(names, f.tolist()))
+    years = greater_than(model, n=16, seed=0)
+    assert not (years.clean == unk).any()
+    f = Evaluator(Session(loaded, years, "resample", batch_size=16)).faithfulness(
+        [gt_file.circuits["acdc"], gt_file.circuits["hanna"]])
+    assert torch.isfinite(f).all()
+
+
+# ---------------------------------------------------------------------------------
+# GPT-2 itself (only where its weights are in the local Hugging Face cache)
+# ---------------------------------------------------------------------------------
+
+
+def gpt2_cached() -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    for repo in ("gpt2", "openai-community/gpt2"):
+        found = [try_to_load_from_cache(repo, f) for f in ("config.json", "model.safetensors", "pytorch_model.bin")]
+        if isinstance(found[0], str) and any(isinstance(x, str) for x in found[1:]):
+            return True
+    return False
+
+
+@pytest.mark.pretrained
+@pytest.mark.skipif(not gpt2_cached(), reason="GPT-2 small is not in the local Hugging Face cache (offline: nothing "
+                                              "is downloaded); download it once to run this test")
+def test_ioi_checks_run_on_gpt2() -> None:
+    outcome = cl.check_file(IOI, batch_size=32)
+    assert outcome.problems == [], outcome.problems
+    assert len(outcome.checks) == 2
+    for check in outcome.checks:
+        report = check.circuit
+        # GPT-2 small does IOI: the paper's F(M) is 3.56 on its own mix of templates.
+        assert report.m_model > 1.0, report.m_model
+        assert report.m_empty < report.m_model
+        assert torch.isfinite(torch.tensor(report.faithfulness))
+        print(f"{report.circuit}: faithfulness {report.faithfulness:.3f} (m(model) {report.m_model:.2f}, "
+              f"m(empty) {report.m_empty:.2f}), passed {check.passed}")
