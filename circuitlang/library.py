@@ -6,6 +6,7 @@ against its own model (motif files, without a model, list their motifs).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from . import syntax as S
@@ -32,8 +33,22 @@ class LibraryEntry:
 
 
 def _source_line(module: S.Module) -> str:
-    first = sorted(module.comments, key=lambda c: c.line)[:1]
-    return first[0].text.lstrip("/ ").strip() if first else ""
+    """The first sentence of the file's header comment (it names the source)."""
+    words: list[str] = []
+    expected = None
+    for comment in sorted(module.comments, key=lambda c: c.line):
+        text = comment.text.lstrip("/").strip()
+        if (expected is not None and comment.line != expected) or not text:
+            break
+        words.append(text)
+        expected = comment.line + 1
+    header = " ".join(words)
+    end = _SENTENCE_END.search(header)
+    return header if end is None else header[:end.start() + 1]
+
+
+# A full stop that ends a sentence: not the one in "et al." or "e.g.", and followed by a capital.
+_SENTENCE_END = re.compile(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bcf)(?<!\bvs)\.\s+(?=[A-Z`\"(])")
 
 
 def list_stdlib() -> list[LibraryEntry]:
