@@ -74,6 +74,17 @@ CODES: dict[str, tuple[str, str]] = {
     "W502": ("warning", "duplicate edge"),
     "W503": ("warning", "node without edges in an edge-level circuit"),
     "W504": ("warning", "subject not in circuit"),
+    # E6xx: interop (graph JSON of EAP-IG and MIB, read by `circ import`, written by `circ export`)
+    "E601": ("error", "invalid JSON"),
+    "E602": ("error", "not an EAP-IG/MIB graph"),
+    "E603": ("error", "unknown node in graph JSON"),
+    "E604": ("error", "malformed edge name"),
+    "E605": ("error", "edge cannot exist in the model"),
+    "E606": ("error", "cfg does not match the model"),
+    "E607": ("error", "model cannot be determined"),
+    "E608": ("error", "circuit has positions"),
+    "W609": ("warning", "positions dropped"),
+    "W610": ("warning", "neuron masks ignored"),
 }
 
 

@@ -29,7 +29,7 @@ from .backend import LoadedModel, SenderCache, cache_senders, hook
 from .check import CheckSpec, ExpectSpec, TaskSpec
 from .engine_fast import FastEngine, Unsupported
 from .engine_reference import run_reference
-from .graph import EMBED, LOGITS, CircuitGraph, Edge, Node
+from .graph import EMBED, LOGITS, CircuitGraph, Node
 from .metrics import per_example
 from .tasks import TaskData
 
@@ -119,12 +119,9 @@ class Session:
         few = slice(0, min(2, clean.shape[0]))
         clean, named = clean[few], {k: v[few] for k, v in named.items()}
         outputs = {k: (v[few] if v.shape[0] == part.clean.shape[0] else v) for k, v in ablated.outputs.items()}
-        from .models import feeds
+        from .models import all_edges
 
-        nodes = self.loaded.shape.all_nodes()
-        full = CircuitGraph.from_edges(
-            Edge(s, r, ch) for r in nodes if r.is_receiver for s in nodes
-            if s.is_sender and feeds(s, r, self.loaded.shape) for ch in (("q", "k", "v") if r.is_head else (None,)))
+        full = CircuitGraph.from_edges(all_edges(self.loaded.shape))
         assert self._fast is not None
         fast = self._fast.run(clean, outputs, [full], named)[0].float()
         truth = self._model_logits(clean, named).float()

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .graph import EMBED, LOGITS, Node
+from .graph import EMBED, LOGITS, Edge, Node
 from .paths import is_dir, is_file
 
 
@@ -56,6 +56,13 @@ def feeds(sender: Node, receiver: Node, shape: ModelShape | None) -> bool:
         return True
     parallel = shape is not None and shape.parallel_attn_mlp
     return sender.layer == receiver.layer and sender.kind == "head" and receiver.kind == "mlp" and not parallel
+
+
+def all_edges(shape: ModelShape) -> list[Edge]:
+    """Every edge of the model: each receiver input (q, k, v of heads) from each sender feeding it."""
+    nodes = shape.all_nodes()
+    return [Edge(s, r, ch) for r in nodes if r.is_receiver for s in nodes
+            if s.is_sender and feeds(s, r, shape) for ch in (("q", "k", "v") if r.is_head else (None,))]
 
 
 def _shape(name: str, layers: int, heads: int, d_model: int, source: str, **kw: bool) -> ModelShape:

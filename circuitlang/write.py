@@ -75,7 +75,7 @@ def circuit_statement(graph: CircuitGraph, name: str | None = None) -> S.Circuit
     isolated = [n for n in graph.sorted_nodes() if n not in touched]
     if isolated:
         body.append(S.NodeStmt(tuple(_node_expr(n) for n in isolated)))
-    return S.CircuitDef(name or graph.name or "circuit", None, graph.doc, tuple(body))
+    return S.CircuitDef(name or graph.name or "found", None, graph.doc, tuple(body))
 
 
 def graph_to_circ(graph: CircuitGraph, model: str | None = None, header: Iterable[str] = ()) -> str:

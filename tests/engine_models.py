@@ -7,8 +7,8 @@ import warnings
 import torch
 
 from circuitlang.backend import shape_of
-from circuitlang.graph import CircuitGraph, Edge
-from circuitlang.models import ModelShape, feeds
+from circuitlang.graph import CircuitGraph
+from circuitlang.models import ModelShape
 
 ARCHITECTURES = {
     "ln-mlp": dict(normalization_type="LN", attn_only=False),
@@ -38,10 +38,7 @@ def tiny_model(architecture: str, dtype: torch.dtype = torch.float64, seed: int 
     return model, shape_of(model, architecture)
 
 
-def all_edges(shape: ModelShape) -> list[Edge]:
-    nodes = shape.all_nodes()
-    return [Edge(s, r, ch) for r in nodes if r.is_receiver for s in nodes
-            if s.is_sender and feeds(s, r, shape) for ch in (("q", "k", "v") if r.is_head else (None,))]
+from circuitlang.models import all_edges  # noqa: E402,F401 - re-exported for the tests
 
 
 def full_circuit(shape: ModelShape) -> CircuitGraph:
