@@ -183,7 +183,11 @@ def cache_senders(model: "HookedTransformer", tokens: torch.Tensor) -> SenderCac
         if not cfg.attn_only:
             names.add(hook("mlp_out", layer))
     with torch.no_grad():
-        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+        return _senders_from_cache(model, *model.run_with_cache(tokens, names_filter=lambda n: n in names))
+
+
+def _senders_from_cache(model: "HookedTransformer", _logits, cache) -> SenderCache:
+    cfg = model.cfg
     out: dict[Node, torch.Tensor] = {}
     embed = cache[hook("embed")]
     if hook("pos_embed") in cache:

@@ -16,6 +16,7 @@ from typing import Iterable
 import click
 
 from . import __version__
+from .cli_discover import discover
 from .cli_evaluate import echo_outcome_messages, evaluate_files, model_options, ProgressBar, run_options
 
 EXAMPLES = {
@@ -516,6 +517,9 @@ def export_command(file: Path, circuit_name: str | None, target: str, output: Pa
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output} ({target} graph JSON: {len(graph.edges)} edges in the circuit)", err=True)
+
+cli.add_command(discover)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning internal errors into one line and exit code 2."""

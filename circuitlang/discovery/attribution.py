@@ -1,0 +1,311 @@
+"""Edge scores: exact patching, edge attribution patching (EAP) and EAP-IG.
+
+All three estimate, for each edge e = (S -> R), the share of the model's effect that is
+lost when e alone is cut from the full model:
+
+    score(e) = (m(M) - m(M without e)) / (m(M) - m(empty))
+
+with m the session's metric averaged over its examples (so scores read like drops of
+faithfulness; positive = removing the edge lowers the metric).
+
+- `exact_scores` evaluates the |E| circuits "every edge but e" with the fast engine
+  (batched and chunked by `Evaluator.faithfulness`), plus the full circuit.
+- `eap_scores` replaces each of those runs by its first-order Taylor estimate around the
+  clean run: m(M without e) - m(M) ~ (abl_S - out_S) . d m / d input_R, summed over
+  examples, positions and d_model. One forward pass with gradients and one backward pass
+  per batch give every edge at once (the ablated outputs come from the session).
+- `eap_ig_scores` averages that gradient over `steps` runs whose input embedding is
+  interpolated between the ablated and the clean one (alpha = k / steps, k = 1..steps,
+  as in Hanna et al.'s code), the rest of the model left intact.
+
+Gradients are taken with TransformerLens's per-head q/k/v input hooks
+(`set_use_split_qkv_input(True)`), `hook_mlp_in` (`set_use_hook_mlp_in(True)`, not for
+attention-only models) and the last block's `hook_resid_post` (the input of `logits`);
+the model's flags are restored afterwards.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Sequence
+
+import torch
+
+from ..backend import cache_senders, hook
+from ..evaluation import Evaluator, Session
+from ..graph import EMBED, LOGITS, CircuitGraph, Edge, Node
+from ..metrics import per_example
+from ..models import ModelShape, all_edges
+from ..positions import position_mask
+
+Scores = dict[Edge, float]
+
+
+def model_edges(shape: ModelShape) -> list[Edge]:
+    """Every edge of a model (no positions), q/k/v channels included, in canonical order."""
+    return sorted(all_edges(shape), key=Edge.sort_key)
+
+
+def _edges(session: Session, edges: Iterable[Edge] | None) -> list[Edge]:
+    return model_edges(session.loaded.shape) if edges is None else list(edges)
+
+
+# ---------------------------------------------------------------------------------
+# Exact patching
+# ---------------------------------------------------------------------------------
+
+
+def exact_scores(session: Session, edges: Iterable[Edge] | None = None,
+                 evaluator: Evaluator | None = None) -> Scores:
+    """f(M) - f(M without e) for each edge e (default: every edge of the model), exactly.
+
+    |E| + 1 circuits, evaluated together by the fast engine (the variants of one chunk
+    share their unchanged prefix). Edges with a position are not accepted.
+    """
+    edge_list = _edges(session, edges)
+    evaluator = evaluator or Evaluator(session)
+    full = CircuitGraph.from_edges(model_edges(session.loaded.shape))
+    unknown = [str(e) for e in edge_list if e not in full.edges]
+    if unknown:
+        raise ValueError(f"not an edge of the model without positions: {', '.join(unknown[:3])} "
+                         "(exact scores cut whole edges; EAP and EAP-IG score positional edges)")
+    variants = [full] + [full - CircuitGraph.from_edges([e]) for e in edge_list]
+    faith = evaluator.faithfulness(variants).tolist()
+    return {e: faith[0] - value for e, value in zip(edge_list, faith[1:])}
+
+
+# ---------------------------------------------------------------------------------
+# Gradients at every receiver
+# ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def _receiver_hooks(model) -> Iterator[None]:
+    """Per-head q/k/v input hooks and MLP input hooks on; the model's flags restored after."""
+    cfg = model.cfg
+    saved = (cfg.use_split_qkv_input, cfg.use_hook_mlp_in)
+    try:
+        model.set_use_split_qkv_input(True)
+        if not cfg.attn_only:
+            model.set_use_hook_mlp_in(True)
+        yield
+    finally:
+        cfg.use_split_qkv_input, cfg.use_hook_mlp_in = saved
+
+
+def _receiver_names(model) -> dict[str, tuple[str, int]]:
+    """Hook name -> (kind, layer) for every receiver input: q/k/v, mlp, logits."""
+    cfg = model.cfg
+    names: dict[str, tuple[str, int]] = {}
+    for layer in range(cfg.n_layers):
+        for ch in "qkv":
+            names[hook(f"{ch}_input", layer)] = (ch, layer)
+        if not cfg.attn_only:
+            names[hook("mlp_in", layer)] = ("mlp", layer)
+    names[hook("resid_post", cfg.n_layers - 1)] = ("logits", cfg.n_layers)
+    return names
+
+
+def _metric_sum(session: Session, logits: torch.Tensor, part, named, reference) -> torch.Tensor:
+    device = logits.device
+    end = logits[torch.arange(logits.shape[0], device=device), named["END"]]
+    values = per_example(session.metric, end.unsqueeze(0), part.answer.to(device), part.wrong.to(device),
+                         reference)
+    return values.sum()
+
+
+def _gradients(session: Session, part, clean: torch.Tensor, named, embed_input,
+               keep_senders: bool = False) -> tuple[dict[tuple[str, int], torch.Tensor], dict[Node, torch.Tensor]]:
+    """d (sum of the metric over the batch) / d every receiver input, with the input
+    embedding (blocks.0.hook_resid_pre) replaced by `embed_input(clean_embedding)`.
+
+    Returns (kind, layer) -> gradient ([B, P, H, d_model] for q/k/v, [B, P, d_model]
+    else) and, with `keep_senders`, every sender's output in this run (as `cache_senders`).
+    """
+    model = session.loaded.model
+    cfg = model.cfg
+    names = _receiver_names(model)
+    captured: dict[tuple[str, int], torch.Tensor] = {}
+    outputs: dict[Node, torch.Tensor] = {}
+
+    def capture(act, hook):
+        captured[names[hook.name]] = act
+        return None
+
+    def embed(act, hook):
+        new = embed_input(act.detach()).requires_grad_(True)
+        if keep_senders:
+            outputs[EMBED] = new.detach()
+        return new
+
+    def z_out(act, hook):
+        layer = int(hook.name.split(".")[1])
+        result = torch.einsum("bphd,hdm->bphm", act.detach(), model.blocks[layer].attn.W_O.detach())
+        for head in range(cfg.n_heads):
+            outputs[Node.attn(layer, head)] = result[:, :, head]
+
+    def mlp_out(act, hook):
+        outputs[Node.mlp(int(hook.name.split(".")[1]))] = act.detach()
+
+    reference = None
+    if session.metric == "kl":
+        reference = torch.log_softmax(session._model_logits(clean, named), -1)
+    hooks = [(hook("resid_pre", 0), embed)] + [(name, capture) for name in names]
+    if keep_senders:
+        for layer in range(cfg.n_layers):
+            hooks.append((hook("z", layer), z_out))
+            if not cfg.attn_only:
+                hooks.append((hook("mlp_out", layer), mlp_out))
+    with torch.enable_grad():
+        logits = model.run_with_hooks(clean, fwd_hooks=hooks, reset_hooks_end=True)
+        total = _metric_sum(session, logits, part, named, reference)
+        keys = list(captured)
+        grads = torch.autograd.grad(total, [captured[k] for k in keys], allow_unused=True)
+    grads_out = {k: (torch.zeros_like(captured[k]) if g is None else g.detach()) for k, g in zip(keys, grads)}
+    return grads_out, outputs
+
+
+# ---------------------------------------------------------------------------------
+# Attribution scores
+# ---------------------------------------------------------------------------------
+
+
+def _senders(shape: ModelShape) -> list[Node]:
+    return sorted((n for n in shape.all_nodes() if n.is_sender), key=Node.sort_key)
+
+
+def _accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, clean_out: dict[Node, torch.Tensor],
+                ablated: dict[Node, torch.Tensor], named, weight: float) -> None:
+    """Add sum over batch, positions, d_model of (out_S - abl_S) . grad_R for every edge.
+
+    (out_S - abl_S) . grad is minus the first-order change of the metric when the edge
+    is cut, i.e. positive when cutting lowers the metric.
+    """
+    shape = session.loaded.shape
+    senders = _senders(shape)
+    index = {s: i for i, s in enumerate(senders)}
+    diff = torch.stack([(clean_out[s] - ablated[s].expand_as(clean_out[s])).detach() for s in senders])  # [S, B, P, d]
+    full: dict[tuple[str, int], list[list[float]]] = {}
+    flat = diff.reshape(len(senders), -1)
+
+    def key_of(e: Edge) -> tuple[str, int]:
+        if e.receiver == LOGITS:
+            return ("logits", shape.n_layers)
+        if e.receiver.kind == "mlp":
+            return ("mlp", e.receiver.layer)
+        return (e.channel or "", e.receiver.layer)
+
+    for e in edges:
+        key = key_of(e)
+        grad = grads[key]
+        if e.position is None:
+            if key not in full:
+                # [S', R] = flat diffs of the senders before R @ flat gradients (R = heads for
+                # q/k/v, 1 otherwise); the senders are in layer order, so those that can
+                # feed R are a prefix
+                kind, layer = key
+                count = sum(1 for x in senders if x.layer < layer or (kind == "mlp" and x.layer == layer))
+                g = grad if grad.dim() == 4 else grad.unsqueeze(2)
+                g = g.permute(2, 0, 1, 3).reshape(g.shape[2], -1)
+                full[key] = (flat[:count].to(g.dtype) @ g.T).tolist()
+            column = e.receiver.head if e.receiver.is_head else 0
+            value = full[key][index[e.sender]][column]
+        else:
+            g = grad[:, :, e.receiver.head] if e.receiver.is_head else grad
+            mask = position_mask(e.position, named, g.shape[1]).to(g.device, g.dtype)
+            value = float(torch.einsum("bpd,bpd,bp->", diff[index[e.sender]].to(g.dtype), g, mask))
+        totals[e] = totals.get(e, 0.0) + weight * value
+
+
+def _scale(session: Session, evaluator: Evaluator | None) -> float:
+    evaluator = evaluator or Evaluator(session)
+    return evaluator.m_model - evaluator.m_empty
+
+
+def eap_scores(session: Session, edges: Iterable[Edge] | None = None,
+               evaluator: Evaluator | None = None) -> Scores:
+    """Edge attribution patching: (out_S - abl_S) . d m / d input_R at the clean run,
+    summed over positions and examples, divided by N (m(M) - m(empty)).
+
+    Per batch: one forward pass with gradients (capturing every sender's output) and one
+    backward pass; the ablated outputs are the session's (resample, mean or zero).
+    """
+    edge_list = _edges(session, edges)
+    scale = _scale(session, evaluator)
+    model = session.loaded.model
+    n = len(session.data)
+    totals: Scores = {}
+    with _receiver_hooks(model):
+        for part, clean, ablated, named in session._batches:
+            grads, outputs = _gradients(session, part, clean, named, lambda x: x, keep_senders=True)
+            _accumulate(totals, session, edge_list, grads, outputs, ablated.outputs, named, 1.0)
+    return {e: totals.get(e, 0.0) / (n * scale) for e in edge_list}
+
+
+def eap_ig_scores(session: Session, edges: Iterable[Edge] | None = None, steps: int = 5,
+                  evaluator: Evaluator | None = None) -> Scores:
+    """EAP-IG (Hanna et al. 2024): the gradient at each receiver averaged over `steps`
+    runs whose input embedding is abl_embed + alpha (clean_embed - abl_embed), alpha =
+    k / steps for k = 1..steps, times (out_S - abl_S) from the clean run.
+
+    `steps` + 1 forward passes and `steps` backward passes per batch.
+    """
+    if steps < 1:
+        raise ValueError("steps must be at least 1")
+    edge_list = _edges(session, edges)
+    scale = _scale(session, evaluator)
+    model = session.loaded.model
+    n = len(session.data)
+    totals: Scores = {}
+    with _receiver_hooks(model):
+        for part, clean, ablated, named in session._batches:
+            with torch.no_grad():
+                outputs = cache_senders(model, clean).outputs
+            abl_embed = ablated.outputs[EMBED]
+            summed: dict[tuple[str, int], torch.Tensor] | None = None
+            for k in range(1, steps + 1):
+                alpha = k / steps
+
+                def interpolate(x, alpha=alpha):
+                    base = abl_embed.detach().expand_as(x).to(x.dtype)
+                    return base + alpha * (x - base)
+
+                grads, _ = _gradients(session, part, clean, named, interpolate)
+                summed = grads if summed is None else {key: summed[key] + g for key, g in grads.items()}
+            assert summed is not None
+            mean = {key: g / steps for key, g in summed.items()}
+            _accumulate(totals, session, edge_list, mean, outputs, ablated.outputs, named, 1.0)
+    return {e: totals.get(e, 0.0) / (n * scale) for e in edge_list}
+
+
+# ---------------------------------------------------------------------------------
+# Comparing rankings
+# ---------------------------------------------------------------------------------
+
+
+def _ranks(values: Sequence[float]) -> torch.Tensor:
+    """Ranks 1..n with ties given their average rank."""
+    x = torch.tensor(values, dtype=torch.float64)
+    order = torch.argsort(x, stable=True)
+    ranks = torch.empty_like(x)
+    sorted_x = x[order]
+    i = 0
+    n = len(values)
+    while i < n:
+        j = i
+        while j + 1 < n and sorted_x[j + 1] == sorted_x[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(a: Scores, b: Scores) -> float:
+    """Spearman rank correlation of two edge scorings over their common edges."""
+    common = [e for e in a if e in b]
+    if len(common) < 2:
+        raise ValueError("need at least two common edges")
+    ra, rb = _ranks([a[e] for e in common]), _ranks([b[e] for e in common])
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denominator = (ra.norm() * rb.norm()).item()
+    return float((ra @ rb).item() / denominator) if denominator else 0.0
