@@ -217,9 +217,12 @@ def _accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, cl
         totals[e] = totals.get(e, 0.0) + weight * value
 
 
-def _scale(session: Session, evaluator: Evaluator | None) -> float:
+def _start(session: Session, edges: Iterable[Edge] | None, evaluator: Evaluator | None):
+    """What both gradient methods begin with: the edges, the model, empty totals, and
+    N (m(M) - m(empty)), which puts the scores on the faithfulness scale."""
     evaluator = evaluator or Evaluator(session)
-    return evaluator.m_model - evaluator.m_empty
+    normaliser = len(session.data) * (evaluator.m_model - evaluator.m_empty)
+    return _edges(session, edges), session.loaded.model, {}, normaliser
 
 
 def eap_scores(session: Session, edges: Iterable[Edge] | None = None,
@@ -230,16 +233,12 @@ def eap_scores(session: Session, edges: Iterable[Edge] | None = None,
     Per batch: one forward pass with gradients (capturing every sender's output) and one
     backward pass; the ablated outputs are the session's (resample, mean or zero).
     """
-    edge_list = _edges(session, edges)
-    scale = _scale(session, evaluator)
-    model = session.loaded.model
-    n = len(session.data)
-    totals: Scores = {}
+    edge_list, model, totals, normaliser = _start(session, edges, evaluator)
     with _receiver_hooks(model):
         for part, clean, ablated, named in session._batches:
             grads, outputs = _gradients(session, part, clean, named, lambda x: x, keep_senders=True)
             _accumulate(totals, session, edge_list, grads, outputs, ablated.outputs, named, 1.0)
-    return {e: totals.get(e, 0.0) / (n * scale) for e in edge_list}
+    return {e: totals.get(e, 0.0) / normaliser for e in edge_list}
 
 
 def eap_ig_scores(session: Session, edges: Iterable[Edge] | None = None, steps: int = 5,
@@ -252,11 +251,7 @@ def eap_ig_scores(session: Session, edges: Iterable[Edge] | None = None, steps: 
     """
     if steps < 1:
         raise ValueError("steps must be at least 1")
-    edge_list = _edges(session, edges)
-    scale = _scale(session, evaluator)
-    model = session.loaded.model
-    n = len(session.data)
-    totals: Scores = {}
+    edge_list, model, totals, normaliser = _start(session, edges, evaluator)
     with _receiver_hooks(model):
         for part, clean, ablated, named in session._batches:
             with torch.no_grad():
@@ -275,7 +270,7 @@ def eap_ig_scores(session: Session, edges: Iterable[Edge] | None = None, steps: 
             assert summed is not None
             mean = {key: g / steps for key, g in summed.items()}
             _accumulate(totals, session, edge_list, mean, outputs, ablated.outputs, named, 1.0)
-    return {e: totals.get(e, 0.0) / (n * scale) for e in edge_list}
+    return {e: totals.get(e, 0.0) / normaliser for e in edge_list}
 
 
 # ---------------------------------------------------------------------------------
