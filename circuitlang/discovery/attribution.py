@@ -157,8 +157,14 @@ def _gradients(session: Session, part, clean: torch.Tensor, named, embed_input,
             if not cfg.attn_only:
                 hooks.append((hook("mlp_out", layer), mlp_out))
     with torch.enable_grad():
-        logits = model.run_with_hooks(clean, fwd_hooks=hooks, reset_hooks_end=True)
-        total = _metric_sum(session, logits, part, named, reference)
+        # The metric reads END only: unembed that position alone (the full vocabulary at
+        # every position would cost more than the rest of the pass on GPT-2).
+        resid = model.run_with_hooks(clean, fwd_hooks=hooks, reset_hooks_end=True, stop_at_layer=cfg.n_layers)
+        rows = torch.arange(resid.shape[0], device=resid.device)
+        at_end = resid[rows, named["END"]].unsqueeze(1)
+        final_norm = getattr(model, "ln_final", None)
+        end_logits = model.unembed(final_norm(at_end) if final_norm is not None else at_end)
+        total = _metric_sum(session, end_logits, part, {"END": torch.zeros_like(named["END"])}, reference)
         keys = list(captured)
         grads = torch.autograd.grad(total, [captured[k] for k in keys], allow_unused=True)
     grads_out = {k: (torch.zeros_like(captured[k]) if g is None else g.detach()) for k, g in zip(keys, grads)}
@@ -185,7 +191,6 @@ def _accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, cl
     senders = _senders(shape)
     index = {s: i for i, s in enumerate(senders)}
     diff = torch.stack([(clean_out[s] - ablated[s].expand_as(clean_out[s])).detach() for s in senders])  # [S, B, P, d]
-    full: dict[tuple[str, int], list[list[float]]] = {}
     flat = diff.reshape(len(senders), -1)
 
     def key_of(e: Edge) -> tuple[str, int]:
@@ -195,26 +200,29 @@ def _accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, cl
             return ("mlp", e.receiver.layer)
         return (e.channel or "", e.receiver.layer)
 
+    by_key: dict[tuple[str, int], list[Edge]] = {}
     for e in edges:
-        key = key_of(e)
-        grad = grads[key]
         if e.position is None:
-            if key not in full:
-                # [S', R] = flat diffs of the senders before R @ flat gradients (R = heads for
-                # q/k/v, 1 otherwise); the senders are in layer order, so those that can
-                # feed R are a prefix
-                kind, layer = key
-                count = sum(1 for x in senders if x.layer < layer or (kind == "mlp" and x.layer == layer))
-                g = grad if grad.dim() == 4 else grad.unsqueeze(2)
-                g = g.permute(2, 0, 1, 3).reshape(g.shape[2], -1)
-                full[key] = (flat[:count].to(g.dtype) @ g.T).tolist()
-            column = e.receiver.head if e.receiver.is_head else 0
-            value = full[key][index[e.sender]][column]
+            by_key.setdefault(key_of(e), []).append(e)
         else:
-            g = grad[:, :, e.receiver.head] if e.receiver.is_head else grad
+            key = key_of(e)
+            g = grads[key][:, :, e.receiver.head] if e.receiver.is_head else grads[key]
             mask = position_mask(e.position, named, g.shape[1]).to(g.device, g.dtype)
             value = float(torch.einsum("bpd,bpd,bp->", diff[index[e.sender]].to(g.dtype), g, mask))
-        totals[e] = totals.get(e, 0.0) + weight * value
+            totals[e] = totals.get(e, 0.0) + weight * value
+    for key, group in by_key.items():
+        # [S', R] = flat diffs of the senders before R @ flat gradients (R = heads for q/k/v,
+        # 1 otherwise); the senders are in layer order, so those that can feed R are a prefix
+        kind, layer = key
+        count = sum(1 for x in senders if x.layer < layer or (kind == "mlp" and x.layer == layer))
+        grad = grads[key]
+        g = grad if grad.dim() == 4 else grad.unsqueeze(2)
+        g = g.permute(2, 0, 1, 3).reshape(g.shape[2], -1)
+        matrix = flat[:count].to(g.dtype) @ g.T
+        rows = torch.tensor([index[e.sender] for e in group])
+        cols = torch.tensor([e.receiver.head if e.receiver.is_head else 0 for e in group])
+        for e, value in zip(group, matrix[rows, cols].tolist()):
+            totals[e] = totals.get(e, 0.0) + weight * value
 
 
 def _start(session: Session, edges: Iterable[Edge] | None, evaluator: Evaluator | None):
