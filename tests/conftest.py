@@ -7,6 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+
+# Under CI the property tests run the same examples every time (a red build can be
+# reproduced); locally they explore. CIRCUITLANG_EXPLORE=1 explores under CI too.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI") and not os.environ.get("CIRCUITLANG_EXPLORE"):
+    settings.load_profile("ci")
 
 # The test models are tiny: one thread beats two threads contending on a 2-core machine.
 torch.set_num_threads(1)
