@@ -25,9 +25,10 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import syntax as S
 from .diagnostics import Diagnostic
+from .paths import data_dir
 from .source import MAX_FILE_BYTES, read_source  # noqa: F401 - MAX_FILE_BYTES is part of this module's API
 
-GRAMMAR_PATH = Path(__file__).resolve().parent.parent / "grammar" / "circuit.lark"
+GRAMMAR_PATH = data_dir("grammar") / "circuit.lark"
 MAX_NESTING = 64
 _MAX_DIGITS = 18
 RESERVED_NAMES = frozenset({"embed", "logits", "q", "k", "v"})

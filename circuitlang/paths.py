@@ -23,6 +23,14 @@ def is_dir(path: Path) -> bool:
         return False
 
 
+def data_dir(repository_folder: str) -> Path:
+    """A folder of the repository (`grammar`, `stdlib`) from a checkout or an editable
+    install, else the copy a wheel installs inside the package (`circuitlang/_grammar`)."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent / repository_folder
+    return checkout if is_dir(checkout) else package / f"_{repository_folder}"
+
+
 def source_lines(text: str) -> list[str]:
     """Lines as the parser counts them: split at `\\n` only (not form feeds or U+2028)."""
     return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]

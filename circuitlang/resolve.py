@@ -27,15 +27,16 @@ from . import syntax as S
 from .diagnostics import Diagnostic, Related, did_you_mean
 from .models import ModelShape, ShapeError, resolve_shape
 from .parse import parse_file
-from .paths import is_dir, is_file
+from .paths import data_dir, is_dir, is_file
 
 BUILTIN_NODES = ("embed", "logits")
 
 
 def stdlib_root() -> Path:
-    """Where `import stdlib.X` looks: $CIRCUITLANG_STDLIB, else the repository's stdlib/."""
+    """Where `import stdlib.X` looks: $CIRCUITLANG_STDLIB, else the repository's stdlib/
+    (or, installed from a wheel, the copy inside the package)."""
     override = os.environ.get("CIRCUITLANG_STDLIB")
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "stdlib"
+    return Path(override) if override else data_dir("stdlib")
 
 
 Definition = Union[S.GroupDef, S.CircuitDef, S.TaskDef, S.ImportDecl]
