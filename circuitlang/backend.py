@@ -204,13 +204,3 @@ def _senders_from_cache(model: "HookedTransformer", _logits, cache) -> SenderCac
             mlps.append(cache[hook("mlp_out", layer)])
             out[Node.mlp(layer)] = mlps[-1]
     return SenderCache(out, zs, mlps)
-
-
-def sender_outputs(model: "HookedTransformer", tokens: torch.Tensor) -> dict[Node, torch.Tensor]:
-    """Every sender's output on `tokens` ([B, P, d_model] each)."""
-    return cache_senders(model, tokens).outputs
-
-
-def attn_bias(model: "HookedTransformer", layer: int) -> torch.Tensor:
-    """The attention output bias of one layer, a constant term of the residual stream."""
-    return model.blocks[layer].attn.b_O

@@ -74,7 +74,7 @@ def run_reference(model: "HookedTransformer", shape: ModelShape, clean: torch.Te
     def delta(s: Node) -> torch.Tensor:  # [K, B, P, d]
         return outputs[s].view(k_count, batch, length, -1) - ablated[s].to(outputs[s].dtype)
 
-    def correction(receivers, kind_layer) -> torch.Tensor:
+    def correction(receivers) -> torch.Tensor:
         feeding = [s for s in senders if feeds(s, receivers[0][0], shape)]
         absent = _absent(variants, feeding, receivers, named, length).to(cfg.dtype)
         deltas = torch.stack([delta(s) for s in feeding])  # [S, K, B, P, d]
@@ -98,7 +98,7 @@ def run_reference(model: "HookedTransformer", shape: ModelShape, clean: torch.Te
         def patch_qkv(x, hook, layer=layer):
             channel = hook.name.split(".")[-1][len("hook_")]  # hook_q_input -> q
             receivers = [(Node.attn(layer, h), channel) for h in range(cfg.n_heads)]
-            corr = correction(receivers, layer)  # [K, B, P, H, d]
+            corr = correction(receivers)  # [K, B, P, H, d]
             return x - corr.reshape(x.shape)
 
         hooks.append((hook("z", layer), capture_z))
@@ -106,7 +106,7 @@ def run_reference(model: "HookedTransformer", shape: ModelShape, clean: torch.Te
             hooks.append((hook(name, layer), patch_qkv))
         if not cfg.attn_only:
             def patch_mlp(x, hook, layer=layer):
-                corr = correction([(Node.mlp(layer), None)], layer)[:, :, :, 0]
+                corr = correction([(Node.mlp(layer), None)])[:, :, :, 0]
                 return x - corr.reshape(x.shape)
 
             def capture_mlp(x, hook, layer=layer):
@@ -117,7 +117,7 @@ def run_reference(model: "HookedTransformer", shape: ModelShape, clean: torch.Te
             hooks.append((hook("mlp_out", layer), capture_mlp))
 
     def patch_final(x, hook):
-        corr = correction([(LOGITS, None)], cfg.n_layers)[:, :, :, 0]
+        corr = correction([(LOGITS, None)])[:, :, :, 0]
         return x - corr.reshape(x.shape)
 
     hooks.append((hook("resid_post", cfg.n_layers - 1), patch_final))

@@ -69,6 +69,7 @@ class Session:
             raise EvaluationError("the task has token ids outside the model's vocabulary")
         self._fast: FastEngine | None = None
         self.notes: list[str] = []
+        self._logprobs: dict[int, torch.Tensor] = {}
         if self.engine in ("auto", "fast"):
             try:
                 self._fast = FastEngine(model, self.loaded.shape)
@@ -145,11 +146,21 @@ class Session:
         """m(M) per example [N]: the unmodified model."""
         if self._model_metric is None:
             parts = []
-            for part, clean, _, named in self._batches:
+            for index, (part, clean, _, named) in enumerate(self._batches):
                 logits = self._model_logits(clean, named).unsqueeze(0)
-                parts.append(self._values(logits, part, torch.log_softmax(logits[0], -1))[0])
+                self._logprobs[index] = torch.log_softmax(logits[0], -1)
+                parts.append(self._values(logits, part, self._logprobs[index])[0])
             self._model_metric = torch.cat(parts)
         return self._model_metric
+
+    def _kl_reference(self, index: int) -> torch.Tensor | None:
+        """The full model's log-probabilities at END for batch `index`, once; only `kl` needs them."""
+        if self.metric != "kl":
+            return None
+        if index not in self._logprobs:
+            _, clean, _, named = self._batches[index]
+            self._logprobs[index] = torch.log_softmax(self._model_logits(clean, named), -1)
+        return self._logprobs[index]
 
     def empty_metric(self) -> torch.Tensor:
         if self._empty_metric is None:
@@ -172,12 +183,9 @@ class Session:
         for start in range(0, len(variants), chunk):
             group = variants[start:start + chunk]
             parts = []
-            for part, clean, ablated, named in self._batches:
+            for index, (part, clean, ablated, named) in enumerate(self._batches):
                 logits = self._run(clean, ablated, group, named)
-                reference = None
-                if self.metric == "kl":
-                    reference = torch.log_softmax(self._model_logits(clean, named), -1)
-                parts.append(self._values(logits, part, reference))
+                parts.append(self._values(logits, part, self._kl_reference(index)))
                 done += 1
                 if self.progress:
                     self.progress(done, total)
@@ -205,10 +213,9 @@ class Session:
         rows = []
         for nodes in node_sets:
             parts = []
-            for part, clean, ablated, named in self._batches:
+            for index, (part, clean, ablated, named) in enumerate(self._batches):
                 logits = self._knockout_logits(clean, ablated, frozenset(nodes), named).unsqueeze(0)
-                reference = torch.log_softmax(self._model_logits(clean, named), -1) if self.metric == "kl" else None
-                parts.append(self._values(logits, part, reference)[0])
+                parts.append(self._values(logits, part, self._kl_reference(index))[0])
             rows.append(torch.cat(parts))
         return torch.stack(rows) if rows else torch.zeros(0, len(self.data))
 

@@ -100,23 +100,21 @@ def test_every_command_has_help_with_an_example() -> None:
         assert "Examples:" in result.stdout and f"circ {command}" in result.stdout
 
 
+def _crash(*flags: str) -> subprocess.CompletedProcess:
+    """Run `circ check` with the compiler replaced by one that raises."""
+    program = ("import sys; from circuitlang.cli import main; import circuitlang.api as api\n"
+               "def boom(*a, **k): raise RuntimeError('boom')\n"
+               "api.compile_file = boom\n"
+               f"sys.argv = ['circ', *{list(flags)!r}, 'check', '--static', 'examples']; main()")
+    return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT)
+
+
 def test_internal_errors_are_one_line_unless_debug() -> None:
-    # Force a crash inside a command by replacing the compiler with one that raises.
-    result = subprocess.run([sys.executable, "-c", "import sys; from circuitlang.cli import main;"
-                             "import circuitlang.api as api\n"
-                             "def boom(*a, **k): raise RuntimeError('boom')\n"
-                             "api.compile_file = boom\n"
-                             "sys.argv = ['circ', 'check', '--static', 'examples']; main()"],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = _crash()
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "internal error: RuntimeError: boom (rerun with --debug for the traceback)"]
-    debug = subprocess.run([sys.executable, "-c", "import sys; from circuitlang.cli import main;"
-                            "import circuitlang.api as api\n"
-                            "def boom(*a, **k): raise RuntimeError('boom')\n"
-                            "api.compile_file = boom\n"
-                            "sys.argv = ['circ', '--debug', 'check', '--static', 'examples']; main()"],
-                           capture_output=True, text=True, cwd=ROOT)
+    debug = _crash("--debug")
     assert debug.returncode == 2 and "Traceback" in debug.stderr
 
 

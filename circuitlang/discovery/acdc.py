@@ -17,7 +17,7 @@ form is benchmarked and tested against.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable
 
 from ..evaluation import Evaluator
 from ..graph import CircuitGraph, Edge, Node
@@ -95,7 +95,3 @@ def acdc_sequential(evaluator: Evaluator, start: CircuitGraph, tau: float) -> Ac
                                                      removed)
         passes += extra
     return AcdcResult(current, passes, passes, removed)
-
-
-def full_graph(edges: Iterable[Edge], model: str | None = None) -> CircuitGraph:
-    return CircuitGraph.from_edges(edges, model=model, name="full")
