@@ -5,23 +5,23 @@ Measured on 48 examples (seed 1) of each zoo model's task: precision = recall of
 top-|C| edges against the ground truth circuit C.
 
 | model, ablation, truth            | exact | EAP  | EAP-IG (5 steps) |
-| induction-2l, zero, `induction`    | 1.00  | 0.29 | 1.00 |
-| induction-2l, resample, 5 edges    | 1.00  | 0.40 | 1.00 |
-| mlp-planted, zero, `planted`       | 1.00  | 0.67 | 0.67 |
+| induction-2l, zero, `induction`    | 1.00  | 1.00 | 1.00 |
+| induction-2l, resample, 5 edges    | 1.00  | 1.00 | 1.00 |
+| mlp-planted, zero, `planted`       | 1.00  | 1.00 | 1.00 |
 | mlp-planted, resample, 4 edges     | 1.00  | 1.00 | 1.00 |
 
-The failures are those of first-order attribution on hand-set models with saturated
-attention, not bugs: the previous-token and mover heads attend one-hot, so the gradient
-through their queries and keys (and through the induction head's key, K-composition) is
-~0 at the clean run, while cutting those edges changes the attention pattern
-completely. EAP-IG's interpolated runs leave the saturated region on the induction model
-but not on mlp-planted, whose lookup MLP (ReLU(2 a + 2 b - 3)) is silent until the
-embedding is scaled by ~0.75, where attention is saturated again (the two q/k edges score
-0.0003 with 5, 20 or 100 steps).
+The smallest score of a true edge is at least 12x the largest score of any other edge
+(EAP on induction-2l, zero: 0.031 against 0.0025). This holds because the planted heads'
+attention score gap is 6 nats: with the 20 nats the zoo first had, the heads attended
+one-hot, the gradient through their queries and keys was ~0, and EAP found 2 of 7
+(induction-2l, zero), 2 of 5 (resample) and 4 of 6 (mlp-planted, zero) edges, EAP-IG 4
+of 6 on mlp-planted — first-order attribution cannot see edges into saturated softmaxes,
+which is worth knowing about real models too (docs/discovery.md).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,6 +39,8 @@ from circuitlang.discovery import (FRACTIONS, area_under, by_threshold, cpr_cmd,
 from circuitlang.discovery.select import edge_counts  # noqa: E402
 from circuitlang.evaluation import Evaluator, Session, task_data  # noqa: E402
 from circuitlang.graph import LOGITS, CircuitGraph, Edge, Node  # noqa: E402
+from circuitlang.runner import RunOptions, run_checks  # noqa: E402
+from circuitlang.write import graph_to_circ  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {
@@ -73,24 +75,16 @@ def _truth(name: str, circuit: str) -> frozenset[Edge]:
     return _model(name)[2][circuit].edges
 
 
-GRADIENT_FAILS = "first-order attribution misses edges through saturated (one-hot) attention"
-CASES = [
-    ("induction-2l", "zero", "induction", {"eap": 2 / 7}),
-    ("induction-2l", "resample", "induction_resample", {"eap": 2 / 5}),
-    ("mlp-planted", "zero", "planted", {"eap": 4 / 6, "eap_ig": 4 / 6}),
-    ("mlp-planted", "resample", "planted_resample", {}),
+CASES = [  # (model, ablation, its ground-truth circuit in the stdlib file)
+    ("induction-2l", "zero", "induction"),
+    ("induction-2l", "resample", "induction_resample"),
+    ("mlp-planted", "zero", "planted"),
+    ("mlp-planted", "resample", "planted_resample"),
 ]
 
 
-def _params():
-    for name, ablation, circuit, fails in CASES:
-        for method in METHODS:
-            marks = [pytest.mark.xfail(strict=True, reason=f"{GRADIENT_FAILS} (measured precision "
-                                                           f"{fails[method]:.2f})")] if method in fails else []
-            yield pytest.param(name, ablation, circuit, method, marks=marks, id=f"{name}-{ablation}-{method}")
-
-
-@pytest.mark.parametrize("name, ablation, circuit, method", list(_params()))
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("name, ablation, circuit", CASES, ids=[f"{n}-{a}" for n, a, _ in CASES])
 def test_top_edges_are_the_ground_truth(name: str, ablation: str, circuit: str, method: str) -> None:
     truth = _truth(name, circuit)
     scores = _scores(name, ablation, method)
@@ -101,21 +95,33 @@ def test_top_edges_are_the_ground_truth(name: str, ablation: str, circuit: str, 
     assert (precision, recall) == (1.0, 1.0), sorted(str(e) for e in found.edges ^ truth)
 
 
-@pytest.mark.parametrize("name, ablation, circuit, method", [
-    ("induction-2l", "zero", "induction", "exact"), ("induction-2l", "zero", "induction", "eap_ig"),
-    ("induction-2l", "resample", "induction_resample", "eap_ig"), ("mlp-planted", "zero", "planted", "exact"),
-])
-def test_found_circuit_is_faithful(name: str, ablation: str, circuit: str, method: str) -> None:
-    scores = _scores(name, ablation, method)
-    found = top_edges(scores, len(_truth(name, circuit)), model=f"zoo:{name}")
-    assert all(found.annotations[e]["score"] == scores[e] for e in found.edges)
-    report = _evaluator(name, ablation).report(found, minimality=False)
-    assert report.faithfulness >= 0.95
+@pytest.mark.parametrize("name", ["induction-2l", "mlp-planted"])
+@pytest.mark.parametrize("method", list(METHODS))
+def test_found_circuit_passes_its_stdlib_checks(name: str, method: str) -> None:
+    """Each check of the zoo's stdlib file, run on its own task (256 held-out examples)
+    with the planted circuit swapped for the one a method found on 48 examples, written
+    to .circ and compiled back."""
+    compiled = cl.load(ROOT / MODELS[name][1])
+    cases = {(ablation, circuit) for n, ablation, circuit in CASES if n == name}
+    checks = []
+    for spec in compiled.checks:
+        assert any(_truth(name, c) == spec.circuit.edges and a == spec.task.ablation for a, c in cases)
+        scores = _scores(name, spec.task.ablation, method)
+        found = top_edges(scores, len(spec.circuit.edges), model=f"zoo:{name}")
+        assert all(found.annotations[e]["score"] == scores[e] for e in found.edges)
+        written = cl.compile_text(graph_to_circ(found, model=f"zoo:{name}"))
+        checks.append(replace(spec, circuit=written.circuits["discovered"]))
+    assert len(checks) == 2
+    outcome = run_checks(replace(compiled, checks=checks), RunOptions())
+    assert not outcome.problems, outcome.problems
+    assert all(result.passed for result in outcome.checks), outcome.checks
 
 
 @pytest.mark.parametrize("name, ablation, bound", [
-    ("induction-2l", "zero", 0.9),         # measured 0.968
-    ("induction-2l", "resample", 0.9),     # measured 0.945
+    ("induction-2l", "zero", 0.9),         # measured 0.995
+    ("induction-2l", "resample", 0.9),     # measured 0.968
+    ("mlp-planted", "zero", 0.85),         # measured 0.929
+    ("mlp-planted", "resample", 0.85),     # measured 0.929
     ("induction-trained", "resample", 0.7),  # measured 0.764 (EAP: 0.666)
     ("induction-trained", "zero", 0.5),    # measured 0.586 (EAP: 0.681)
 ])

@@ -16,7 +16,8 @@ moved slot 20:25 | output slot 25:30 | spare 30:32].
   small random weights (seeded) that write the token, position and spare blocks (std
   0.05) and only faintly (std 0.005) the moved and output slots.
 
-Attention score gap 20 nats. Biases are zero except the MLP units' thresholds.
+Attention score gap 6 nats (not saturated, so attribution methods see the mover's
+query and key edges; see induction.py). Biases are zero except the MLP units' thresholds.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ N_CTX = 8
 TOK, POS, MOVED, OUT, SPARE = 0, 12, 20, 25, 30
 D_MODEL, D_HEAD, N_HEADS, D_MLP = 32, 16, 2, 32
 MOVER = (0, 0)
-SCORE_GAP = 20.0
+SCORE_GAP = 6.0
 LOGIT = 10.0
 DISTRACTOR_QK, DISTRACTOR_V, DISTRACTOR_O = 0.3, 0.05, 0.05
 LEAK = 0.005  # std of distractor writes into the moved and output slots
