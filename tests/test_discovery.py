@@ -117,6 +117,24 @@ def test_found_circuit_passes_its_stdlib_checks(name: str, method: str) -> None:
     assert all(result.passed for result in outcome.checks), outcome.checks
 
 
+def test_gradients_miss_edges_into_saturated_attention() -> None:
+    """The limitation the zoo's 6-nat gap avoids, pinned: with the planted heads at a
+    20-nat gap (one-hot attention) EAP ranks the previous-token head's query and key
+    edges below distractor edges (measured: 2 of 7 found), while exact patching still
+    finds all 7."""
+    from circuitlang.backend import LoadedModel
+    from circuitlang.models import KNOWN_SHAPES
+    from circuitlang.zoo import induction
+
+    loaded = LoadedModel(induction.build(score_gap=20.0), "zoo:induction-2l", KNOWN_SHAPES["zoo:induction-2l"])
+    data = task_data(TaskSpec("t", ("induction", {"n": 48, "seed": 1})), loaded)
+    evaluator = Evaluator(Session(loaded, data, "zero"))
+    truth = _truth("induction-2l", "induction")
+    missed = {str(e) for e in truth - top_edges(eap_scores(evaluator.session, evaluator=evaluator), 7).edges}
+    assert {"embed -> L0.H2.q", "embed -> L0.H2.k"} <= missed
+    assert top_edges(exact_scores(evaluator.session, evaluator=evaluator), 7).edges == truth
+
+
 @pytest.mark.parametrize("name, ablation, bound", [
     ("induction-2l", "zero", 0.9),         # measured 0.995
     ("induction-2l", "resample", 0.9),     # measured 0.968

@@ -48,12 +48,15 @@ LEAK = 0.005  # std of distractor writes into the previous-token and output slot
 SEED = 1234
 
 
-def build(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> "HookedTransformer":
+def build(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+          score_gap: float = SCORE_GAP) -> "HookedTransformer":
+    """The model; `score_gap` (nats) other than the default only to study attribution on
+    saturated attention (tests/test_discovery.py)."""
     model = blank_model(n_layers=2, d_model=D_MODEL, n_ctx=N_CTX, d_head=D_HEAD,
                         n_heads=N_HEADS, d_vocab=D_VOCAB, attn_only=True, normalization_type=None,
                         positional_embedding_type="standard", model_name="zoo:induction-2l")
     # Each of q and k carries sqrt(gap * attn_scale), so q.k / attn_scale = gap.
-    amp = math.sqrt(SCORE_GAP * model.cfg.attn_scale)
+    amp = math.sqrt(score_gap * model.cfg.attn_scale)
     eye = torch.eye(D_VOCAB)
     gen = torch.Generator().manual_seed(SEED)
     with torch.no_grad():

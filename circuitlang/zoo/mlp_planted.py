@@ -50,11 +50,14 @@ def _writable() -> list[int]:
     return list(range(TOK, MOVED)) + list(range(SPARE, D_MODEL))
 
 
-def build(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> "HookedTransformer":
+def build(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+          score_gap: float = SCORE_GAP) -> "HookedTransformer":
+    """The model; `score_gap` (nats) other than the default only to study attribution on
+    saturated attention (tests/test_discovery.py)."""
     model = blank_model(n_layers=2, d_model=D_MODEL, n_ctx=N_CTX, d_head=D_HEAD,
                         n_heads=N_HEADS, d_mlp=D_MLP, d_vocab=D_VOCAB, act_fn="relu", normalization_type=None,
                         positional_embedding_type="standard", model_name="zoo:mlp-planted")
-    amp = math.sqrt(SCORE_GAP * model.cfg.attn_scale)
+    amp = math.sqrt(score_gap * model.cfg.attn_scale)
     gen = torch.Generator().manual_seed(SEED)
     out_dims = torch.tensor(_writable())
     with torch.no_grad():
