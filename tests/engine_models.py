@@ -19,14 +19,16 @@ ARCHITECTURES = {
 }
 
 
-def tiny_model(architecture: str, dtype: torch.dtype = torch.float64, seed: int = 0):
+def tiny_model(architecture: str, dtype: torch.dtype = torch.float64, seed: int = 0, config: dict | None = None):
+    """A 3-layer random model of `architecture` (a key of ARCHITECTURES, or any name with
+    its `config`), random biases included."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from transformer_lens import HookedTransformer, HookedTransformerConfig
 
         cfg = HookedTransformerConfig(n_layers=3, d_model=32, n_ctx=16, d_head=8, n_heads=3, d_vocab=23,
                                       d_mlp=48, act_fn="gelu", seed=seed, dtype=dtype,
-                                      **ARCHITECTURES[architecture])
+                                      **(ARCHITECTURES[architecture] if config is None else config))
         model = HookedTransformer(cfg)
     model.eval()
     # TransformerLens initialises biases to zero; random biases test the constants too.

@@ -18,25 +18,22 @@ faithfulness; positive = removing the edge lowers the metric).
   interpolated between the ablated and the clean one (alpha = k / steps, k = 1..steps,
   as in Hanna et al.'s code), the rest of the model left intact.
 
-Gradients are taken with TransformerLens's per-head q/k/v input hooks
-(`set_use_split_qkv_input(True)`), `hook_mlp_in` (`set_use_hook_mlp_in(True)`, not for
-attention-only models) and the last block's `hook_resid_post` (the input of `logits`);
-the model's flags are restored afterwards.
+The gradients at every receiver's input come from `receiver_grads` (one forward and one
+backward pass, taken in head space where the model allows).
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import torch
 
-from ..backend import cache_senders, hook
+from ..backend import cache_senders
 from ..evaluation import Evaluator, Session
 from ..graph import EMBED, LOGITS, CircuitGraph, Edge, Node
-from ..metrics import per_example
 from ..models import ModelShape, all_edges
 from ..positions import position_mask
+from .receiver_grads import receiver_grads
 
 Scores = dict[Edge, float]
 
@@ -75,103 +72,6 @@ def exact_scores(session: Session, edges: Iterable[Edge] | None = None,
 
 
 # ---------------------------------------------------------------------------------
-# Gradients at every receiver
-# ---------------------------------------------------------------------------------
-
-
-@contextmanager
-def _receiver_hooks(model) -> Iterator[None]:
-    """Per-head q/k/v input hooks and MLP input hooks on; the model's flags restored after."""
-    cfg = model.cfg
-    saved = (cfg.use_split_qkv_input, cfg.use_hook_mlp_in)
-    try:
-        model.set_use_split_qkv_input(True)
-        if not cfg.attn_only:
-            model.set_use_hook_mlp_in(True)
-        yield
-    finally:
-        cfg.use_split_qkv_input, cfg.use_hook_mlp_in = saved
-
-
-def _receiver_names(model) -> dict[str, tuple[str, int]]:
-    """Hook name -> (kind, layer) for every receiver input: q/k/v, mlp, logits."""
-    cfg = model.cfg
-    names: dict[str, tuple[str, int]] = {}
-    for layer in range(cfg.n_layers):
-        for ch in "qkv":
-            names[hook(f"{ch}_input", layer)] = (ch, layer)
-        if not cfg.attn_only:
-            names[hook("mlp_in", layer)] = ("mlp", layer)
-    names[hook("resid_post", cfg.n_layers - 1)] = ("logits", cfg.n_layers)
-    return names
-
-
-def _metric_sum(session: Session, logits: torch.Tensor, part, named, reference) -> torch.Tensor:
-    device = logits.device
-    end = logits[torch.arange(logits.shape[0], device=device), named["END"]]
-    values = per_example(session.metric, end.unsqueeze(0), part.answer.to(device), part.wrong.to(device),
-                         reference)
-    return values.sum()
-
-
-def _gradients(session: Session, part, clean: torch.Tensor, named, embed_input,
-               keep_senders: bool = False) -> tuple[dict[tuple[str, int], torch.Tensor], dict[Node, torch.Tensor]]:
-    """d (sum of the metric over the batch) / d every receiver input, with the input
-    embedding (blocks.0.hook_resid_pre) replaced by `embed_input(clean_embedding)`.
-
-    Returns (kind, layer) -> gradient ([B, P, H, d_model] for q/k/v, [B, P, d_model]
-    else) and, with `keep_senders`, every sender's output in this run (as `cache_senders`).
-    """
-    model = session.loaded.model
-    cfg = model.cfg
-    names = _receiver_names(model)
-    captured: dict[tuple[str, int], torch.Tensor] = {}
-    outputs: dict[Node, torch.Tensor] = {}
-
-    def capture(act, hook):
-        captured[names[hook.name]] = act
-        return None
-
-    def embed(act, hook):
-        new = embed_input(act.detach()).requires_grad_(True)
-        if keep_senders:
-            outputs[EMBED] = new.detach()
-        return new
-
-    def z_out(act, hook):
-        layer = int(hook.name.split(".")[1])
-        result = torch.einsum("bphd,hdm->bphm", act.detach(), model.blocks[layer].attn.W_O.detach())
-        for head in range(cfg.n_heads):
-            outputs[Node.attn(layer, head)] = result[:, :, head]
-
-    def mlp_out(act, hook):
-        outputs[Node.mlp(int(hook.name.split(".")[1]))] = act.detach()
-
-    reference = None
-    if session.metric == "kl":
-        reference = torch.log_softmax(session._model_logits(clean, named), -1)
-    hooks = [(hook("resid_pre", 0), embed)] + [(name, capture) for name in names]
-    if keep_senders:
-        for layer in range(cfg.n_layers):
-            hooks.append((hook("z", layer), z_out))
-            if not cfg.attn_only:
-                hooks.append((hook("mlp_out", layer), mlp_out))
-    with torch.enable_grad():
-        # The metric reads END only: unembed that position alone (the full vocabulary at
-        # every position would cost more than the rest of the pass on GPT-2).
-        resid = model.run_with_hooks(clean, fwd_hooks=hooks, reset_hooks_end=True, stop_at_layer=cfg.n_layers)
-        rows = torch.arange(resid.shape[0], device=resid.device)
-        at_end = resid[rows, named["END"]].unsqueeze(1)
-        final_norm = getattr(model, "ln_final", None)
-        end_logits = model.unembed(final_norm(at_end) if final_norm is not None else at_end)
-        total = _metric_sum(session, end_logits, part, {"END": torch.zeros_like(named["END"])}, reference)
-        keys = list(captured)
-        grads = torch.autograd.grad(total, [captured[k] for k in keys], allow_unused=True)
-    grads_out = {k: (torch.zeros_like(captured[k]) if g is None else g.detach()) for k, g in zip(keys, grads)}
-    return grads_out, outputs
-
-
-# ---------------------------------------------------------------------------------
 # Attribution scores
 # ---------------------------------------------------------------------------------
 
@@ -206,7 +106,7 @@ def _accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, cl
             by_key.setdefault(key_of(e), []).append(e)
         else:
             key = key_of(e)
-            g = grads[key][:, :, e.receiver.head] if e.receiver.is_head else grads[key]
+            g = grads[key][e.receiver.head if e.receiver.is_head else 0]
             mask = position_mask(e.position, named, g.shape[1]).to(g.device, g.dtype)
             value = float(torch.einsum("bpd,bpd,bp->", diff[index[e.sender]].to(g.dtype), g, mask))
             totals[e] = totals.get(e, 0.0) + weight * value
@@ -215,9 +115,7 @@ def _accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, cl
         # 1 otherwise); the senders are in layer order, so those that can feed R are a prefix
         kind, layer = key
         count = sum(1 for x in senders if x.layer < layer or (kind == "mlp" and x.layer == layer))
-        grad = grads[key]
-        g = grad if grad.dim() == 4 else grad.unsqueeze(2)
-        g = g.permute(2, 0, 1, 3).reshape(g.shape[2], -1)
+        g = grads[key].reshape(grads[key].shape[0], -1)
         matrix = flat[:count].to(g.dtype) @ g.T
         rows = torch.tensor([index[e.sender] for e in group])
         cols = torch.tensor([e.receiver.head if e.receiver.is_head else 0 for e in group])
@@ -242,10 +140,9 @@ def eap_scores(session: Session, edges: Iterable[Edge] | None = None,
     backward pass; the ablated outputs are the session's (resample, mean or zero).
     """
     edge_list, model, totals, normaliser = _start(session, edges, evaluator)
-    with _receiver_hooks(model):
-        for part, clean, ablated, named in session._batches:
-            grads, outputs = _gradients(session, part, clean, named, lambda x: x, keep_senders=True)
-            _accumulate(totals, session, edge_list, grads, outputs, ablated.outputs, named, 1.0)
+    for part, clean, ablated, named in session._batches:
+        grads, outputs = receiver_grads(session, part, clean, named, lambda x: x, keep_senders=True)
+        _accumulate(totals, session, edge_list, grads, outputs, ablated.outputs, named, 1.0)
     return {e: totals.get(e, 0.0) / normaliser for e in edge_list}
 
 
@@ -260,24 +157,23 @@ def eap_ig_scores(session: Session, edges: Iterable[Edge] | None = None, steps: 
     if steps < 1:
         raise ValueError("steps must be at least 1")
     edge_list, model, totals, normaliser = _start(session, edges, evaluator)
-    with _receiver_hooks(model):
-        for part, clean, ablated, named in session._batches:
-            with torch.no_grad():
-                outputs = cache_senders(model, clean).outputs
-            abl_embed = ablated.outputs[EMBED]
-            summed: dict[tuple[str, int], torch.Tensor] | None = None
-            for k in range(1, steps + 1):
-                alpha = k / steps
+    for part, clean, ablated, named in session._batches:
+        with torch.no_grad():
+            outputs = cache_senders(model, clean).outputs
+        abl_embed = ablated.outputs[EMBED]
+        summed: dict[tuple[str, int], torch.Tensor] | None = None
+        for k in range(1, steps + 1):
+            alpha = k / steps
 
-                def interpolate(x, alpha=alpha):
-                    base = abl_embed.detach().expand_as(x).to(x.dtype)
-                    return base + alpha * (x - base)
+            def interpolate(x, alpha=alpha):
+                base = abl_embed.detach().expand_as(x).to(x.dtype)
+                return base + alpha * (x - base)
 
-                grads, _ = _gradients(session, part, clean, named, interpolate)
-                summed = grads if summed is None else {key: summed[key] + g for key, g in grads.items()}
-            assert summed is not None
-            mean = {key: g / steps for key, g in summed.items()}
-            _accumulate(totals, session, edge_list, mean, outputs, ablated.outputs, named, 1.0)
+            grads, _ = receiver_grads(session, part, clean, named, interpolate)
+            summed = grads if summed is None else {key: summed[key] + g for key, g in grads.items()}
+        assert summed is not None
+        mean = {key: g / steps for key, g in summed.items()}
+        _accumulate(totals, session, edge_list, mean, outputs, ablated.outputs, named, 1.0)
     return {e: totals.get(e, 0.0) / normaliser for e in edge_list}
 
 

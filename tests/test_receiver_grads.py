@@ -1,0 +1,82 @@
+"""Gradients at receiver inputs: the head-space route (gradients at q/k/v carried back
+by hand through W and the normalisation) equals TransformerLens's split-input route,
+where autograd differentiates every head's own copy of its input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("transformer_lens")
+
+from circuitlang.backend import LoadedModel  # noqa: E402
+from circuitlang.check import TaskSpec  # noqa: E402
+from circuitlang.discovery import eap_scores  # noqa: E402
+from circuitlang.discovery.receiver_grads import norm_vjp, receiver_grads  # noqa: E402
+from circuitlang.evaluation import Evaluator, Session, task_data  # noqa: E402
+from tests.engine_models import ARCHITECTURES, tiny_model  # noqa: E402
+
+ARCHS = {**ARCHITECTURES, "rmspre": dict(normalization_type="RMSPre", attn_only=False)}
+
+
+def _normalise(kind: str, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """The normalisation before its learned scale, written independently of norm_vjp."""
+    if kind in ("LN", "LNPre"):
+        x = x - x.mean(-1, keepdim=True)
+    return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+
+
+@pytest.mark.parametrize("kind", ["LN", "LNPre", "RMS", "RMSPre", None])
+def test_norm_vjp_equals_autograd(kind: str | None) -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn((2, 5, 16), generator=gen, dtype=torch.float64) * 3 + 1
+    grad = torch.randn((4, 2, 5, 16), generator=gen, dtype=torch.float64)
+    expected = []
+    for head in range(grad.shape[0]):
+        xi = x.clone().requires_grad_(True)
+        out = xi if kind is None else _normalise(kind, xi, 1e-5)
+        expected.append(torch.autograd.grad((out * grad[head]).sum(), xi)[0])
+    torch.testing.assert_close(norm_vjp(kind, x, grad, 1e-5), torch.stack(expected), rtol=1e-12, atol=1e-12)
+
+
+@pytest.fixture(scope="module", params=sorted(ARCHS))
+def session(request) -> Session:
+    model, shape = tiny_model(request.param, config=ARCHS[request.param])
+    loaded = LoadedModel(model, request.param, shape)
+    data = task_data(TaskSpec("t", ("random_tokens", {"n": 6, "seq_len": 8, "seed": 3})), loaded)
+    return Session(loaded, data, "resample", batch_size=3)
+
+
+def test_head_space_equals_split_inputs(session: Session) -> None:
+    model = session.loaded.model
+    flags = (model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in)
+    for part, clean, _, named in session._batches:
+        head, out_head = receiver_grads(session, part, clean, named, lambda x: 0.7 * x, keep_senders=True,
+                                        split=False)
+        split, out_split = receiver_grads(session, part, clean, named, lambda x: 0.7 * x, keep_senders=True,
+                                          split=True)
+        assert head.keys() == split.keys()
+        for key in head:
+            assert head[key].shape == split[key].shape, key
+            torch.testing.assert_close(head[key], split[key], rtol=1e-9, atol=1e-12, msg=str(key))
+        assert out_head.keys() == out_split.keys()
+        for node in out_head:
+            torch.testing.assert_close(out_head[node], out_split[node], rtol=1e-9, atol=1e-12)
+    assert (model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in) == flags
+
+
+def test_some_gradient_is_not_zero(session: Session) -> None:
+    """Guards the comparison above against two routes that agree on nothing."""
+    part, clean, _, named = next(iter(session._batches))
+    grads, _ = receiver_grads(session, part, clean, named, lambda x: x)
+    assert all(g.abs().max() > 0 for (kind, _), g in grads.items() if kind == "q" or kind == "logits")
+
+
+def test_eap_scores_do_not_depend_on_the_route(session: Session, monkeypatch) -> None:
+    evaluator = Evaluator(session)
+    head = eap_scores(session, evaluator=evaluator)
+    monkeypatch.setattr("circuitlang.discovery.receiver_grads.head_space_supported", lambda model: False)
+    split = eap_scores(session, evaluator=evaluator)
+    assert head.keys() == split.keys()
+    for edge in head:
+        assert head[edge] == pytest.approx(split[edge], rel=1e-8, abs=1e-12), str(edge)
