@@ -79,6 +79,17 @@ def _quiet_import():
     return HookedTransformer, HookedTransformerConfig
 
 
+def unembed(model: "HookedTransformer", resid: torch.Tensor) -> torch.Tensor:
+    """Logits from the normalised final residual stream, as `model.unembed` computes them.
+
+    TransformerLens 3.x's Unembed copies W_U's transpose on every call (to match
+    Hugging Face's bfloat16 accumulation order); for GPT-2 that copy, 154 MB, costs more
+    than unembedding a batch's END positions. The transposed view gives the same product
+    without it (float rounding aside).
+    """
+    return torch.nn.functional.linear(resid, model.W_U.T, model.b_U)
+
+
 def shape_of(model: "HookedTransformer", name: str) -> ModelShape:
     cfg = model.cfg
     return ModelShape(name, cfg.n_layers, cfg.n_heads, cfg.d_model, bool(cfg.attn_only),

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 
+from .backend import unembed
 from .graph import EMBED, LOGITS, CircuitGraph, Node
 from .models import ModelShape
 from .positions import position_index, position_mask
@@ -279,4 +280,4 @@ class FastEngine:
         k, b, d = stacked.shape
         normed = model.ln_final(stacked.reshape(k * b, 1, d)) if hasattr(model, "ln_final") else \
             stacked.reshape(k * b, 1, d)
-        return model.unembed(normed).reshape(k, b, -1)
+        return unembed(model, normed).reshape(k, b, -1)

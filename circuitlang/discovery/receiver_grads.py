@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from ..backend import hook
+from ..backend import hook, unembed
 from ..engine_fast import Unsupported, check_supported
 from ..evaluation import Session
 from ..graph import EMBED, Node
@@ -185,7 +185,7 @@ def receiver_grads(session: Session, part, clean: torch.Tensor, named, embed_inp
         resid = model.run_with_hooks(clean, fwd_hooks=fwd, reset_hooks_end=True, stop_at_layer=cfg.n_layers)
         at_end = resid[torch.arange(resid.shape[0], device=resid.device), named["END"]].unsqueeze(1)
         final_norm = getattr(model, "ln_final", None)
-        end_logits = model.unembed(final_norm(at_end) if final_norm is not None else at_end)[:, 0]
+        end_logits = unembed(model, final_norm(at_end) if final_norm is not None else at_end)[:, 0]
         keys = list(captured)
         grads = torch.autograd.grad(_metric_sum(session, end_logits, part, reference),
                                     [captured[k] for k in keys], allow_unused=True)
