@@ -5,10 +5,12 @@ ablation, logit difference, ratios measured in this run:
 
 1. EAP and EAP-IG (5 steps) in plain forward-pass equivalents (target for EAP: <= 3).
 2. Exact per-edge patching: a sample of edges, batched with the fast engine, against one
-   engine call per edge; extrapolated to all 32,491 edges.
-3. ACDC with batched candidates against the literal one-edge-per-pass ACDC, on the
-   zoo's trained induction model (81 edges) — the GPT-2 full graph would take hours
-   sequentially on this machine.
+   fast-engine call per edge and against one reference-engine call (`run_with_hooks`
+   with the masked formula) per edge; extrapolated to all 32,491 edges.
+3. ACDC with batched candidates against the literal one-edge-per-pass ACDC: on the
+   GPT-2-shape model starting from the IOI-shaped circuit (bench/ioi_shape.circ, 182
+   edges; the full 32,491-edge graph would take hours sequentially on this machine), and
+   on the zoo's trained induction model starting from all its 81 edges.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ def _timed(fn):
 def main() -> None:
     import torch
 
+    import circuitlang as cl
     from circuitlang.backend import load_model
+    from circuitlang.engine_reference import run_reference
     from circuitlang.check import TaskSpec
-    from circuitlang.discovery.acdc import acdc, acdc_sequential
     from circuitlang.discovery.attribution import eap_ig_scores, eap_scores, exact_scores
     from circuitlang.evaluation import Evaluator, Session, task_data
     from circuitlang.graph import CircuitGraph
@@ -67,15 +70,28 @@ def main() -> None:
     print(f"| exact patching, {SAMPLE} edges batched | {batched:.2f} | {per_edge_batched:.3f} s per edge |")
     print(f"| exact patching, one engine call per edge | {one * SAMPLE:.2f} (from 4) | {one:.3f} s per edge; "
           f"batched is {one / per_edge_batched:.1f}x faster |")
+    _, clean_part, ablated, named = session._batches[0]
+    with torch.no_grad():
+        ref = _timed(lambda: [run_reference(loaded.model, loaded.shape, clean_part, ablated.outputs,
+                                            [full - CircuitGraph.from_edges([e])], named) for e in sample[:2]])[0] / 2
+    print(f"| exact patching, one reference-engine call (run_with_hooks) per edge | {ref * SAMPLE:.2f} (from 2) | "
+          f"{ref:.3f} s per edge; batched is {ref / per_edge_batched:.1f}x faster |")
     print(f"| exact patching of all {len(edges)} edges, extrapolated | {per_edge_batched * len(edges):.0f} batched "
-          f"vs {one * len(edges):.0f} one per call | |")
+          f"vs {one * len(edges):.0f} one fast call per edge vs {ref * len(edges):.0f} one reference call per edge | |")
+    ioi = cl.compile_file(ROOT / "bench" / "ioi_shape.circ").circuits["ioi"]
+    _acdc_rows(f"zoo:gpt2-random from the IOI-shaped circuit ({len(ioi.edges)} edges)", evaluator, ioi)
     trained = load_model("zoo:induction-trained")
     tdata = task_data(TaskSpec("t", ("induction", {"n": 64})), trained)
     tev = Evaluator(Session(trained, tdata, "resample"))
-    start = CircuitGraph.from_edges(all_edges(trained.shape))
-    fast_t, fast = _timed(lambda: acdc(tev, start, 0.01))
-    slow_t, slow = _timed(lambda: acdc_sequential(tev, start, 0.01))
-    print(f"| ACDC batched, zoo:induction-trained (81 edges) | {fast_t:.2f} | {fast.passes} engine calls, "
+    _acdc_rows("zoo:induction-trained from all 81 edges", tev, CircuitGraph.from_edges(all_edges(trained.shape)))
+
+
+def _acdc_rows(label: str, evaluator, start) -> None:
+    from circuitlang.discovery.acdc import acdc, acdc_sequential
+
+    fast_t, fast = _timed(lambda: acdc(evaluator, start, 0.01))
+    slow_t, slow = _timed(lambda: acdc_sequential(evaluator, start, 0.01))
+    print(f"| ACDC batched, {label} | {fast_t:.2f} | {fast.passes} engine calls, "
           f"{len(fast.circuit.edges)} edges kept |")
     print(f"| ACDC one edge per pass | {slow_t:.2f} | {slow.passes} engine calls, {len(slow.circuit.edges)} edges "
           f"kept; batched is {slow_t / fast_t:.1f}x faster; same circuit: {fast.circuit == slow.circuit} |")
