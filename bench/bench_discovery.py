@@ -8,9 +8,10 @@ ablation, logit difference, ratios measured in this run:
    fast-engine call per edge and against one reference-engine call (`run_with_hooks`
    with the masked formula) per edge; extrapolated to all 32,491 edges.
 3. ACDC with batched candidates against the literal one-edge-per-pass ACDC: on the
-   GPT-2-shape model starting from the IOI-shaped circuit (bench/ioi_shape.circ, 182
-   edges; the full 32,491-edge graph would take hours sequentially on this machine), and
-   on the zoo's trained induction model starting from all its 81 edges.
+   GPT-2-shape model starting from every edge into the last MLP and the logits (313
+   edges: two receivers with many senders, where batching pays; the full 32,491-edge
+   graph would take hours sequentially on this machine), and on the zoo's trained
+   induction model starting from all its 81 edges (receivers with at most 9 senders).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ def _timed(fn):
 def main() -> None:
     import torch
 
-    import circuitlang as cl
     from circuitlang.backend import load_model
     from circuitlang.engine_reference import run_reference
     from circuitlang.check import TaskSpec
@@ -78,8 +78,11 @@ def main() -> None:
           f"{ref:.3f} s per edge; batched is {ref / per_edge_batched:.1f}x faster |")
     print(f"| exact patching of all {len(edges)} edges, extrapolated | {per_edge_batched * len(edges):.0f} batched "
           f"vs {one * len(edges):.0f} one fast call per edge vs {ref * len(edges):.0f} one reference call per edge | |")
-    ioi = cl.compile_file(ROOT / "bench" / "ioi_shape.circ").circuits["ioi"]
-    _acdc_rows(f"zoo:gpt2-random from the IOI-shaped circuit ({len(ioi.edges)} edges)", evaluator, ioi)
+    last = loaded.shape.n_layers - 1
+    late = CircuitGraph.from_edges(e for e in edges if e.receiver.kind == "logits" or
+                                   (e.receiver.kind == "mlp" and e.receiver.layer == last))
+    _acdc_rows(f"zoo:gpt2-random from every edge into L{last}.MLP and logits ({len(late.edges)} edges)",
+               evaluator, late)
     trained = load_model("zoo:induction-trained")
     tdata = task_data(TaskSpec("t", ("induction", {"n": 64})), trained)
     tev = Evaluator(Session(trained, tdata, "resample"))
