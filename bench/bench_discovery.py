@@ -70,7 +70,7 @@ def main() -> None:
     print(f"| exact patching, {SAMPLE} edges batched | {batched:.2f} | {per_edge_batched:.3f} s per edge |")
     print(f"| exact patching, one engine call per edge | {one * SAMPLE:.2f} (from 4) | {one:.3f} s per edge; "
           f"batched is {one / per_edge_batched:.1f}x faster |")
-    _, clean_part, ablated, named = session._batches[0]
+    _, clean_part, ablated, named = session.batches[0]
     with torch.no_grad():
         ref = _timed(lambda: [run_reference(loaded.model, loaded.shape, clean_part, ablated.outputs,
                                             [full - CircuitGraph.from_edges([e])], named) for e in sample[:2]])[0] / 2

@@ -101,6 +101,9 @@ def discover(task_spec: str, model_name: str | None, method: str, k: int | None,
     if (curve_path or plot_path) and method == "acdc":
         raise DiscoverError("--curve and --plot need a ranking of edges (eap-ig, eap or exact)")
     compiled, task = _task(task_spec)
+    problem = attribution.gradient_problem(method, metric or task.metric) if method in ("eap", "eap-ig") else None
+    if problem:
+        raise DiscoverError(f"--method {method} with metric {metric or task.metric}: {problem}")
     decl = compiled.program.root.module.model
     try:
         if model_name:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import torch
 
@@ -42,6 +42,16 @@ class EvaluationError(Exception):
     def __init__(self, message: str, help: str | None = None):
         super().__init__(message)
         self.help = help
+
+
+class Batch(NamedTuple):
+    """One batch of a session's task: its examples, clean tokens on the model's device,
+    the ablated sender outputs circuits are evaluated against, and named positions."""
+
+    part: TaskData
+    clean: torch.Tensor
+    ablated: SenderCache
+    named: dict[str, torch.Tensor]
 
 
 @dataclass
@@ -108,7 +118,7 @@ class Session:
             else:
                 raise EvaluationError(f"unknown ablation {self.ablation!r}")
             named = {k: v.to(device) for k, v in part.positions.items()}
-            self._batches.append((part, clean, ablated, named))
+            self._batches.append(Batch(part, clean, ablated, named))
 
     def _self_check(self) -> None:
         """Fall back to the reference engine if the fast one cannot reproduce this model.
@@ -153,7 +163,12 @@ class Session:
             self._model_metric = torch.cat(parts)
         return self._model_metric
 
-    def _kl_reference(self, index: int) -> torch.Tensor | None:
+    @property
+    def batches(self) -> tuple[Batch, ...]:
+        """The task in batches, as every evaluation of this session reads it."""
+        return tuple(self._batches)
+
+    def kl_reference(self, index: int) -> torch.Tensor | None:
         """The full model's log-probabilities at END for batch `index`, once; only `kl` needs them."""
         if self.metric != "kl":
             return None
@@ -185,7 +200,7 @@ class Session:
             parts = []
             for index, (part, clean, ablated, named) in enumerate(self._batches):
                 logits = self._run(clean, ablated, group, named)
-                parts.append(self._values(logits, part, self._kl_reference(index)))
+                parts.append(self._values(logits, part, self.kl_reference(index)))
                 done += 1
                 if self.progress:
                     self.progress(done, total)
@@ -215,7 +230,7 @@ class Session:
             parts = []
             for index, (part, clean, ablated, named) in enumerate(self._batches):
                 logits = self._knockout_logits(clean, ablated, frozenset(nodes), named).unsqueeze(0)
-                parts.append(self._values(logits, part, self._kl_reference(index))[0])
+                parts.append(self._values(logits, part, self.kl_reference(index))[0])
             rows.append(torch.cat(parts))
         return torch.stack(rows) if rows else torch.zeros(0, len(self.data))
 

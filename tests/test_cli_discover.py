@@ -56,3 +56,13 @@ def test_discover_usage_errors(monkeypatch) -> None:
     assert both.exit_code == 2 and "choose one" in both.output
     missing = run("discover", "--task", "stdlib/zoo/induction.circ:nope")
     assert missing.exit_code == 2 and "no task `nope`" in missing.output
+
+
+def test_discover_refuses_metrics_without_a_useful_gradient(monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    task = "stdlib/zoo/induction.circ:repeat_tokens"
+    kl = run("discover", "--task", task, "--method", "eap", "--metric", "kl", "--edges", "3")
+    assert kl.exit_code == 2 and "KL divergence" in kl.output and "eap-ig" in kl.output
+    accuracy = run("discover", "--task", task, "--method", "eap-ig", "--metric", "accuracy", "--edges", "3")
+    assert accuracy.exit_code == 2 and "accuracy has no gradient" in accuracy.output
+    assert run("discover", "--task", task, "--method", "eap-ig", "--metric", "kl", "--edges", "5").exit_code == 0

@@ -315,3 +315,19 @@ def test_exact_scores_reject_positional_and_foreign_edges() -> None:
         exact_scores(evaluator.session, [Edge(cl.EMBED, Node.attn(1, 1), "v", "END")], evaluator=evaluator)
     with pytest.raises(ValueError, match="not an edge"):
         exact_scores(evaluator.session, [Edge(Node.attn(1, 1), Node.attn(0, 1), "q")], evaluator=evaluator)
+
+
+@pytest.mark.parametrize("method, metric", [(eap_scores, "kl"), (eap_scores, "accuracy"), (eap_ig_scores, "accuracy")])
+def test_gradient_methods_refuse_metrics_without_a_useful_gradient(method, metric: str) -> None:
+    loaded, data, _ = _model("induction-2l")
+    with pytest.raises(ValueError, match="gradient|minimum"):
+        method(Session(loaded, data, "resample", metric))
+
+
+def test_eap_ig_scores_under_kl() -> None:
+    """KL's gradient vanishes at the clean run but not along EAP-IG's path: the planted
+    edges still come first."""
+    loaded, data, _ = _model("induction-2l")
+    scores = eap_ig_scores(Session(loaded, data, "resample", "kl"))
+    truth = _truth("induction-2l", "induction_resample")
+    assert top_edges(scores, len(truth)).edges == truth

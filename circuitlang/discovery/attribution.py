@@ -129,9 +129,27 @@ def _accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, cl
             totals[e] = totals.get(e, 0.0) + weight * value
 
 
-def _start(session: Session, edges: Iterable[Edge] | None, evaluator: Evaluator | None):
+def gradient_problem(method: str, metric: str) -> str | None:
+    """Why `method` ("eap" or "eap-ig") cannot score edges with `metric`, or None.
+
+    Accuracy is flat almost everywhere (no gradient at all), and KL divergence from the
+    model is at its minimum at the clean run, so its gradient there is zero: EAP would
+    return scores that are rounding noise. EAP-IG's interpolated runs are away from it.
+    """
+    if metric == "accuracy":
+        return "accuracy has no gradient; score with logit_diff, logprob, prob or kl (eap-ig), or use exact"
+    if metric == "kl" and method == "eap":
+        return ("KL divergence from the model is at its minimum at the clean run, where EAP takes its "
+                "gradient: every score would be 0; use eap-ig or exact, or another metric")
+    return None
+
+
+def _start(session: Session, edges: Iterable[Edge] | None, evaluator: Evaluator | None, method: str):
     """What both gradient methods begin with: the edges, the model, empty totals, and
     N (m(M) - m(empty)), which puts the scores on the faithfulness scale."""
+    problem = gradient_problem(method, session.metric)
+    if problem:
+        raise ValueError(problem)
     evaluator = evaluator or Evaluator(session)
     normaliser = len(session.data) * (evaluator.m_model - evaluator.m_empty)
     return _edges(session, edges), session.loaded.model, {}, normaliser
@@ -145,9 +163,9 @@ def eap_scores(session: Session, edges: Iterable[Edge] | None = None,
     Per batch: one forward pass with gradients (capturing every sender's output) and one
     backward pass; the ablated outputs are the session's (resample, mean or zero).
     """
-    edge_list, model, totals, normaliser = _start(session, edges, evaluator)
-    for part, clean, ablated, named in session._batches:
-        grads, outputs = receiver_grads(session, part, clean, named, lambda x: x, keep_senders=True)
+    edge_list, model, totals, normaliser = _start(session, edges, evaluator, "eap")
+    for index, (_, _, ablated, named) in enumerate(session.batches):
+        grads, outputs = receiver_grads(session, index, lambda x: x, keep_senders=True)
         _accumulate(totals, session, edge_list, grads, outputs, ablated.outputs, named, 1.0)
     return {e: totals.get(e, 0.0) / normaliser for e in edge_list}
 
@@ -162,8 +180,8 @@ def eap_ig_scores(session: Session, edges: Iterable[Edge] | None = None, steps: 
     """
     if steps < 1:
         raise ValueError("steps must be at least 1")
-    edge_list, model, totals, normaliser = _start(session, edges, evaluator)
-    for part, clean, ablated, named in session._batches:
+    edge_list, model, totals, normaliser = _start(session, edges, evaluator, "eap-ig")
+    for index, (_, clean, ablated, named) in enumerate(session.batches):
         with torch.no_grad():
             outputs = cache_senders(model, clean).outputs
         abl_embed = ablated.outputs[EMBED]
@@ -175,7 +193,7 @@ def eap_ig_scores(session: Session, edges: Iterable[Edge] | None = None, steps: 
                 base = abl_embed.detach().expand_as(x).to(x.dtype)
                 return base + alpha * (x - base)
 
-            grads, _ = receiver_grads(session, part, clean, named, interpolate)
+            grads, _ = receiver_grads(session, index, interpolate)
             summed = grads if summed is None else {key: summed[key] + g for key, g in grads.items()}
         assert summed is not None
         mean = {key: g / steps for key, g in summed.items()}

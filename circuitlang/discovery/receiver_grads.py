@@ -128,15 +128,17 @@ def _to_inputs(model, grads: Grads, streams: dict[int, torch.Tensor]) -> Grads:
     return out
 
 
-def receiver_grads(session: Session, part, clean: torch.Tensor, named, embed_input: Callable,
-                   keep_senders: bool = False, split: bool | None = None) -> tuple[Grads, dict[Node, torch.Tensor]]:
-    """d (sum of the metric over the batch) / d every receiver input, with the input
-    embedding (blocks.0.hook_resid_pre) replaced by `embed_input(clean_embedding)`.
+def receiver_grads(session: Session, index: int, embed_input: Callable, keep_senders: bool = False,
+                   split: bool | None = None) -> tuple[Grads, dict[Node, torch.Tensor]]:
+    """d (sum of the metric over batch `index` of the session) / d every receiver input,
+    with the input embedding (blocks.0.hook_resid_pre) replaced by
+    `embed_input(clean_embedding)`.
 
     Returns the gradients (module docstring) and, with `keep_senders`, every sender's
     output in this run (as `backend.cache_senders`). `split` picks the route; default:
     head space where supported.
     """
+    part, clean, _, named = session.batches[index]
     model = session.loaded.model
     cfg = model.cfg
     if split is None:
@@ -168,9 +170,7 @@ def receiver_grads(session: Session, part, clean: torch.Tensor, named, embed_inp
     def mlp_out(act, hook):
         outputs[Node.mlp(int(hook.name.split(".")[1]))] = act.detach()
 
-    reference = None
-    if session.metric == "kl":
-        reference = torch.log_softmax(session._model_logits(clean, named), -1)
+    reference = session.kl_reference(index)
     fwd = [(hook("resid_pre", 0), embed)] + [(name, capture) for name in names]
     if not split:
         fwd += [(hook("resid_pre", layer), stream) for layer in range(1, cfg.n_layers)]
