@@ -119,11 +119,13 @@ def _to_inputs(model, grads: Grads, streams: dict[int, torch.Tensor]) -> Grads:
             out[kind, layer] = g.unsqueeze(0)
             continue
         block = model.blocks[layer]
-        weight = getattr(block.attn, f"W_{kind.upper()}").detach()  # [H, d_model, d_head]
+        # in float32 at least: half precision here loses more than autograd's own route
+        dtype = torch.promote_types(g.dtype, torch.float32)
+        weight = getattr(block.attn, f"W_{kind.upper()}").detach().to(dtype)  # [H, d_model, d_head]
         scale = getattr(block.ln1, "w", None)
         if scale is not None:
-            weight = weight * scale.detach()[None, :, None]
-        at_norm = torch.einsum("bphe,hde->hbpd", g.to(weight.dtype), weight)
+            weight = weight * scale.detach().to(dtype)[None, :, None]
+        at_norm = torch.einsum("bphe,hde->hbpd", g.to(dtype), weight)
         out[kind, layer] = norm_vjp(cfg.normalization_type, streams[layer], at_norm, cfg.eps)
     return out
 
