@@ -1,9 +1,11 @@
 """Benchmark of discovery (issue: circuit discovery). By hand: `.venv/bin/python bench/bench_discovery.py`.
 
 On the GPT-2-shape zoo model (random weights), CPU, 8 prompts x 16 tokens, resample
-ablation, logit difference, ratios measured in this run:
+ablation, logit difference, ratios measured in this run (the plain pass and EAP: fastest
+of 5 runs):
 
-1. EAP and EAP-IG (5 steps) in plain forward-pass equivalents (target for EAP: <= 3).
+1. EAP and EAP-IG (5 steps) in plain forward-pass equivalents (target for EAP: <= 3),
+   and EAP through TransformerLens's split q/k/v inputs (the fallback route).
 2. Exact per-edge patching: a sample of edges, batched with the fast engine, against one
    fast-engine call per edge and against one reference-engine call (`run_with_hooks`
    with the masked formula) per edge; extrapolated to all 32,491 edges.
@@ -53,9 +55,17 @@ def main() -> None:
     clean = data.clean
     with torch.no_grad():
         loaded.model(clean)
-        plain = min(_timed(lambda: loaded.model(clean))[0] for _ in range(3))
-    eap = min(_timed(lambda: eap_scores(session, evaluator=evaluator))[0] for _ in range(2))
+        plain = min(_timed(lambda: loaded.model(clean))[0] for _ in range(5))
+    eap = min(_timed(lambda: eap_scores(session, evaluator=evaluator))[0] for _ in range(5))
     eap_ig = _timed(lambda: eap_ig_scores(session, steps=5, evaluator=evaluator))[0]
+    import circuitlang.discovery.receiver_grads as receiver_grads
+
+    head_space = receiver_grads.head_space_supported
+    receiver_grads.head_space_supported = lambda model: False  # the fallback route, for comparison
+    try:
+        eap_split = min(_timed(lambda: eap_scores(session, evaluator=evaluator))[0] for _ in range(5))
+    finally:
+        receiver_grads.head_space_supported = head_space
     edges = all_edges(loaded.shape)
     sample = random.Random(0).sample(edges, SAMPLE)
     batched = _timed(lambda: exact_scores(session, sample, evaluator=evaluator))[0]
@@ -65,6 +75,7 @@ def main() -> None:
     print("| measurement | seconds | ratio |\n|---|---|---|")
     print(f"| plain forward | {plain:.3f} | 1 |")
     print(f"| EAP, every edge | {eap:.2f} | {eap / plain:.1f} forward passes (target <= 3) |")
+    print(f"| EAP via split q/k/v inputs (fallback route) | {eap_split:.2f} | {eap_split / plain:.1f} forward passes |")
     print(f"| EAP-IG, 5 steps, every edge | {eap_ig:.2f} | {eap_ig / plain:.1f} forward passes |")
     per_edge_batched = batched / (SAMPLE + 1)
     print(f"| exact patching, {SAMPLE} edges batched | {batched:.2f} | {per_edge_batched:.3f} s per edge |")
