@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from .cli_evaluate import model_options
+from .cli_evaluate import ProgressBar, model_options
 
 EXAMPLES = """
 \b
@@ -84,11 +84,9 @@ def discover(task_spec: str, model_name: str | None, method: str, k: int | None,
     `circ render` (scores become edge widths).
     """
     from .backend import ModelLoadError, load_model
-    from .discovery import acdc as acdc_mod
-    from .discovery import attribution, select
-    from .discovery.plot import curve_svg
+    from .discovery import attribution
     from .evaluation import EvaluationError, Evaluator, Session, task_data
-    from .models import all_edges
+    from .graph import CircuitGraph
     from .runner import DTYPES
     from .tasks import TaskError
     from .write import graph_to_circ
@@ -122,40 +120,11 @@ def discover(task_spec: str, model_name: str | None, method: str, k: int | None,
         sys.exit(1)
     for note in session.notes:
         click.echo(f"note: {note}", err=True)
-    from .graph import CircuitGraph
-
-    if method == "acdc":
-        result = acdc_mod.acdc(evaluator, CircuitGraph.from_edges(all_edges(loaded.shape)), tau)
-        circuit = result.circuit.renamed(name)
-        how = f"acdc, tau = {tau:g}, {result.passes} batched passes"
-    else:
-        scorer = {"eap-ig": lambda: attribution.eap_ig_scores(session, steps=steps, evaluator=evaluator),
-                  "eap": lambda: attribution.eap_scores(session, evaluator=evaluator),
-                  "exact": lambda: attribution.exact_scores(session, evaluator=evaluator)}[method]
-        scores = scorer()
-        if k is not None:
-            circuit, how = select.top_edges(scores, k, name=name), f"{method}, top {k} edges"
-        elif threshold is not None:
-            circuit, how = select.by_threshold(scores, threshold, name=name), f"{method}, score >= {threshold:g}"
-        else:
-            goal = 0.95 if target is None else target
-            found, _ = select.smallest_reaching(evaluator, scores, goal, name=name)
-            if found is None:
-                click.echo(f"error: no top-k circuit reaches faithfulness {goal:g}; even every edge misses it",
-                           err=True)
-                sys.exit(1)
-            circuit, how = found, f"{method}, fewest top edges reaching faithfulness {goal:g}"
-        if curve_path or plot_path:
-            curve = select.cpr_cmd(evaluator, scores)
-            if curve_path:
-                curve_path.write_text(json.dumps({"method": method, **curve}, indent=2) + "\n", encoding="utf-8")
-                click.echo(f"wrote {curve_path} (CPR {curve['cpr']:.4f}, CMD {curve['cmd']:.4f})", err=True)
-            if plot_path:
-                points = [(p["fraction"], p["faithfulness"]) for p in curve["curve"]]
-                plot_path.write_text(curve_svg(points, f"{method} on {task.name}",
-                                               f"CPR {curve['cpr']:.3f}, CMD {curve['cmd']:.3f}"), encoding="utf-8")
-                click.echo(f"wrote {plot_path}", err=True)
-    faith = float(evaluator.faithfulness([circuit])[0]) if circuit.edges else float("nan")
+    with ProgressBar(prefix="") as bar:
+        session.progress = lambda done, total: bar("evaluating circuits", done, total)
+        circuit, how = _find(session, evaluator, method, k, threshold, target, tau, steps, name, curve_path,
+                             plot_path, task.name, bar)
+        faith = float(evaluator.faithfulness([circuit])[0]) if circuit.edges else float("nan")
     header = [f"found by `circ discover` ({how}) on task `{task.name}` of {compiled.path}",
               f"{len(circuit.edges)} edges; faithfulness {faith:.4f} under {session.ablation} ablation, "
               f"{session.metric}"]
@@ -170,3 +139,47 @@ def discover(task_spec: str, model_name: str | None, method: str, k: int | None,
                    err=True)
     else:
         click.echo(text, nl=False)
+
+
+def _find(session, evaluator, method: str, k: int | None, threshold: float | None, target: float | None,
+          tau: float, steps: int, name: str, curve_path: Path | None, plot_path: Path | None, task_name: str,
+          bar: ProgressBar):
+    """Run the method and the selection; write the curve if asked. Returns (circuit, how)."""
+    from .discovery import acdc as acdc_mod
+    from .discovery import attribution, select
+    from .discovery.plot import curve_svg
+    from .graph import CircuitGraph
+    from .models import all_edges
+
+    if method == "acdc":
+        result = acdc_mod.acdc(evaluator, CircuitGraph.from_edges(all_edges(session.loaded.shape)), tau,
+                               progress=lambda done, total: bar("acdc: pruning receivers", done, total))
+        return result.circuit.renamed(name), f"acdc, tau = {tau:g}, {result.passes} batched passes"
+    scoring = lambda done, total: bar(f"{method}: scoring edges", done, total)  # noqa: E731
+    scorer = {"eap-ig": lambda: attribution.eap_ig_scores(session, steps=steps, evaluator=evaluator,
+                                                          progress=scoring),
+              "eap": lambda: attribution.eap_scores(session, evaluator=evaluator, progress=scoring),
+              "exact": lambda: attribution.exact_scores(session, evaluator=evaluator)}[method]
+    scores = scorer()
+    if k is not None:
+        circuit, how = select.top_edges(scores, k, name=name), f"{method}, top {k} edges"
+    elif threshold is not None:
+        circuit, how = select.by_threshold(scores, threshold, name=name), f"{method}, score >= {threshold:g}"
+    else:
+        goal = 0.95 if target is None else target
+        found, _ = select.smallest_reaching(evaluator, scores, goal, name=name)
+        if found is None:
+            click.echo(f"error: no top-k circuit reaches faithfulness {goal:g}; even every edge misses it", err=True)
+            sys.exit(1)
+        circuit, how = found, f"{method}, fewest top edges reaching faithfulness {goal:g}"
+    if curve_path or plot_path:
+        curve = select.cpr_cmd(evaluator, scores)
+        if curve_path:
+            curve_path.write_text(json.dumps({"method": method, **curve}, indent=2) + "\n", encoding="utf-8")
+            click.echo(f"wrote {curve_path} (CPR {curve['cpr']:.4f}, CMD {curve['cmd']:.4f})", err=True)
+        if plot_path:
+            points = [(p["fraction"], p["faithfulness"]) for p in curve["curve"]]
+            plot_path.write_text(curve_svg(points, f"{method} on {task_name}",
+                                           f"CPR {curve['cpr']:.3f}, CMD {curve['cmd']:.3f}"), encoding="utf-8")
+            click.echo(f"wrote {plot_path}", err=True)
+    return circuit, how

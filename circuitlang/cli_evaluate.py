@@ -34,16 +34,17 @@ def run_options(device: str, dtype: str, batch_size: int, seed: int | None, skip
 class ProgressBar:
     """A rich progress bar on stderr for evaluations that take more than a moment."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "evaluating ") -> None:
         from rich.console import Console
         from rich.progress import Progress
 
         self.progress = Progress(console=Console(stderr=True), transient=True)
+        self.prefix = prefix
         self.tasks: dict[str, int] = {}
 
     def __call__(self, label: str, done: int, total: int) -> None:
         if label not in self.tasks:
-            self.tasks[label] = self.progress.add_task(f"evaluating {label}", total=total)
+            self.tasks[label] = self.progress.add_task(f"{self.prefix}{label}", total=total)
         self.progress.update(self.tasks[label], completed=done, total=total)
 
     def __enter__(self):

@@ -30,7 +30,7 @@ from typing import Iterable, Sequence
 import torch
 
 from ..backend import cache_senders
-from ..evaluation import Evaluator, Session
+from ..evaluation import Evaluator, Progress, Session
 from ..graph import EMBED, LOGITS, CircuitGraph, Edge, Node
 from ..models import ModelShape, all_edges
 from ..positions import position_mask
@@ -156,7 +156,7 @@ def _start(session: Session, edges: Iterable[Edge] | None, evaluator: Evaluator 
 
 
 def eap_scores(session: Session, edges: Iterable[Edge] | None = None,
-               evaluator: Evaluator | None = None) -> Scores:
+               evaluator: Evaluator | None = None, progress: Progress | None = None) -> Scores:
     """Edge attribution patching: (out_S - abl_S) . d m / d input_R at the clean run,
     summed over positions and examples, divided by N (m(M) - m(empty)).
 
@@ -167,11 +167,13 @@ def eap_scores(session: Session, edges: Iterable[Edge] | None = None,
     for index, (_, _, ablated, named) in enumerate(session.batches):
         grads, outputs = receiver_grads(session, index, lambda x: x, keep_senders=True)
         _accumulate(totals, session, edge_list, grads, outputs, ablated.outputs, named, 1.0)
+        if progress:
+            progress(index + 1, len(session.batches))
     return {e: totals.get(e, 0.0) / normaliser for e in edge_list}
 
 
 def eap_ig_scores(session: Session, edges: Iterable[Edge] | None = None, steps: int = 5,
-                  evaluator: Evaluator | None = None) -> Scores:
+                  evaluator: Evaluator | None = None, progress: Progress | None = None) -> Scores:
     """EAP-IG (Hanna et al. 2024): the gradient at each receiver averaged over `steps`
     runs whose input embedding is abl_embed + alpha (clean_embed - abl_embed), alpha =
     k / steps for k = 1..steps, times (out_S - abl_S) from the clean run.
@@ -195,6 +197,8 @@ def eap_ig_scores(session: Session, edges: Iterable[Edge] | None = None, steps: 
 
             grads, _ = receiver_grads(session, index, interpolate)
             summed = grads if summed is None else {key: summed[key] + g for key, g in grads.items()}
+            if progress:
+                progress(index * steps + k, len(session.batches) * steps)
         assert summed is not None
         mean = {key: g / steps for key, g in summed.items()}
         _accumulate(totals, session, edge_list, mean, outputs, ablated.outputs, named, 1.0)
