@@ -331,3 +331,14 @@ def test_eap_ig_scores_under_kl() -> None:
     scores = eap_ig_scores(Session(loaded, data, "resample", "kl"))
     truth = _truth("induction-2l", "induction_resample")
     assert top_edges(scores, len(truth)).edges == truth
+
+
+def test_gradient_methods_report_progress() -> None:
+    loaded, data, _ = _model("induction-2l")
+    session = Session(loaded, data, "resample", batch_size=16)  # 48 examples: 3 batches
+    calls: list[tuple[int, int]] = []
+    eap_scores(session, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    calls.clear()
+    eap_ig_scores(session, steps=2, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 6) for i in range(1, 7)]
