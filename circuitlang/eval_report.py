@@ -130,12 +130,17 @@ def _print_details(console, report: CircuitReport) -> None:
     from rich.table import Table
 
     if report.edges or report.nodes:
-        table = Table(title="minimality: what removing each costs (delta faithfulness)", title_justify="left")
+        contributions = [*report.edges, *report.nodes]
+        flagged = any(c.superfluous for c in contributions)
+        table = Table()
         table.add_column("edge or node")
         table.add_column("delta f", justify="right")
-        table.add_column("")
-        for c in [*report.edges, *report.nodes]:
-            table.add_row(c.name, f"{c.delta:.4f}", "[yellow]superfluous[/]" if c.superfluous else "")
+        if flagged:
+            table.add_column("note")
+        for c in contributions:
+            note = ["[yellow]superfluous[/]" if c.superfluous else ""] if flagged else []
+            table.add_row(c.name, f"{c.delta:.4f}", *note)
+        console.print("minimality: what removing each costs (delta faithfulness)")
         console.print(table)
     if report.completeness:
         c = report.completeness
