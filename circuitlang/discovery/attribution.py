@@ -34,7 +34,7 @@ from ..evaluation import Evaluator, Progress, Session
 from ..graph import EMBED, LOGITS, CircuitGraph, Edge, Node
 from ..models import ModelShape, all_edges
 from ..positions import position_mask
-from .receiver_grads import receiver_grads
+from .receiver_grads import CHANNELS, QKV, receiver_grads
 
 Scores = dict[Edge, float]
 
@@ -104,7 +104,11 @@ def _accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, cl
             return ("logits", shape.n_layers)
         if e.receiver.kind == "mlp":
             return ("mlp", e.receiver.layer)
-        return (e.channel or "", e.receiver.layer)
+        return (QKV, e.receiver.layer)
+
+    def row_of(e: Edge) -> int:
+        """The receiver input's row in its gradient tensor."""
+        return CHANNELS.index(e.channel or "") * shape.n_heads + e.receiver.head if e.receiver.is_head else 0
 
     by_key: dict[tuple[str, int], list[Edge]] = {}
     for e in edges:
@@ -112,19 +116,20 @@ def _accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, cl
             by_key.setdefault(key_of(e), []).append(e)
         else:
             key = key_of(e)
-            g = grads[key][e.receiver.head if e.receiver.is_head else 0]
+            g = grads[key][row_of(e)]
             mask = position_mask(e.position, named, g.shape[1]).to(g.device, g.dtype)
             value = float(torch.einsum("bpd,bpd,bp->", diff[index[e.sender]].to(g.dtype), g, mask))
             totals[e] = totals.get(e, 0.0) + weight * value
     for key, group in by_key.items():
-        # [S', R] = flat diffs of the senders before R @ flat gradients (R = heads for q/k/v,
-        # 1 otherwise); the senders are in layer order, so those that can feed R are a prefix
+        # [S', R] = flat diffs of the senders before R @ flat gradients (R = a layer's 3 x
+        # n_heads head inputs, or 1); the senders are in layer order, so those that can feed
+        # R are a prefix
         kind, layer = key
         count = sum(1 for x in senders if x.layer < layer or (kind == "mlp" and x.layer == layer))
         g = grads[key].reshape(grads[key].shape[0], -1)
         matrix = flat[:count].to(g.dtype) @ g.T
         rows = torch.tensor([index[e.sender] for e in group])
-        cols = torch.tensor([e.receiver.head if e.receiver.is_head else 0 for e in group])
+        cols = torch.tensor([row_of(e) for e in group])
         for e, value in zip(group, matrix[rows, cols].tolist()):
             totals[e] = totals.get(e, 0.0) + weight * value
 

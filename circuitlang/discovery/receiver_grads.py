@@ -19,8 +19,9 @@ Two routes give the same numbers:
   space route does not know the model (`engine_fast.check_supported`), and as its
   reference in the tests.
 
-Gradients are returned as (kind, layer) -> [R, batch, pos, d_model], R the receivers of
-that kind in the layer (heads for "q"/"k"/"v", 1 for "mlp" and "logits").
+Gradients are returned as (kind, layer) -> [R, batch, pos, d_model], R the receiver
+inputs of that kind in the layer: for kind "qkv" the 3 x n_heads head inputs (every
+head's q, then every head's k, then v), 1 for "mlp" and "logits".
 """
 
 from __future__ import annotations
@@ -38,17 +39,18 @@ from ..metrics import per_example
 
 Grads = dict[tuple[str, int], torch.Tensor]
 CHANNELS = "qkv"
+QKV = "qkv"  # the key of a layer's head-input gradients
 
 
 def norm_vjp(kind: str | None, x: torch.Tensor, grad: torch.Tensor, eps: float) -> torch.Tensor:
-    """d/dx of sum(grad * normalise(x)) for each head: J(x)^T grad.
+    """d/dx of sum(grad * normalise(x)) for each head: J(x)^T grad, computed in place.
 
     x: [B, P, d] (the stream the normalisation reads); grad: [H, B, P, d], the gradient
     at the normalised output *before* the learned scale (fold the scale into what
-    produced `grad`). `kind` is the model's normalization_type; the learned bias has no
-    Jacobian. Exact, eps included: with xhat = x_c / s (x_c centred for LayerNorm, s =
-    sqrt(mean(x_c^2) + eps)), J^T g = (g - mean(g) - xhat mean(g xhat)) / s, without the
-    mean(g) term for RMS norms.
+    produced `grad`); it is overwritten with the result. `kind` is the model's
+    normalization_type; the learned bias has no Jacobian. Exact, eps included: with
+    xhat = x_c / s (x_c centred for LayerNorm, s = sqrt(mean(x_c^2) + eps)),
+    J^T g = (g - mean(g) - xhat mean(g xhat)) / s, without the mean(g) term for RMS norms.
     """
     if kind is None:
         return grad
@@ -59,10 +61,11 @@ def norm_vjp(kind: str | None, x: torch.Tensor, grad: torch.Tensor, eps: float) 
     scale = (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()  # [B, P, 1]
     xhat = x / scale
     coef = (grad * xhat).mean(-1, keepdim=True) / scale  # [H, B, P, 1]
-    out = grad / scale
+    shift = grad.mean(-1, keepdim=True) / scale if centred else None
+    out = grad.div_(scale)
     out.addcmul_(xhat, coef, value=-1.0)
-    if centred:
-        out.sub_(grad.mean(-1, keepdim=True) / scale)
+    if shift is not None:
+        out.sub_(shift)
     return out
 
 
@@ -111,22 +114,25 @@ def _metric_sum(session: Session, end_logits: torch.Tensor, part, reference) -> 
 
 
 def _to_inputs(model, grads: Grads, streams: dict[int, torch.Tensor]) -> Grads:
-    """Head-space q/k/v gradients [B, P, H, d_head] -> input gradients [H, B, P, d_model]."""
+    """Head-space gradients at q, k, v ([B, P, H, d_head] each) -> the heads' input
+    gradients, one [3H, B, P, d_model] per layer (q heads, then k, then v)."""
     cfg = model.cfg
-    out: Grads = {}
-    for (kind, layer), g in grads.items():
-        if kind not in CHANNELS:
-            out[kind, layer] = g.unsqueeze(0)
-            continue
+    out: Grads = {key: g.unsqueeze(0) for key, g in grads.items() if key[0] not in CHANNELS}
+    for layer in range(cfg.n_layers):
         block = model.blocks[layer]
+        first = grads["q", layer]
+        batch, pos, heads, _ = first.shape
         # in float32 at least: half precision here loses more than autograd's own route
-        dtype = torch.promote_types(g.dtype, torch.float32)
-        weight = getattr(block.attn, f"W_{kind.upper()}").detach().to(dtype)  # [H, d_model, d_head]
+        dtype = torch.promote_types(first.dtype, torch.float32)
         scale = getattr(block.ln1, "w", None)
-        if scale is not None:
-            weight = weight * scale.detach().to(dtype)[None, :, None]
-        at_norm = torch.einsum("bphe,hde->hbpd", g.to(dtype), weight)
-        out[kind, layer] = norm_vjp(cfg.normalization_type, streams[layer], at_norm, cfg.eps)
+        at_norm = torch.empty((len(CHANNELS) * heads, batch, pos, cfg.d_model), dtype=dtype, device=first.device)
+        for i, ch in enumerate(CHANNELS):
+            weight = getattr(block.attn, f"W_{ch.upper()}").detach().to(dtype)  # [H, d_model, d_head]
+            if scale is not None:
+                weight = weight * scale.detach().to(dtype)[None, :, None]
+            g = grads[ch, layer].to(dtype).permute(2, 0, 1, 3).reshape(heads, batch * pos, -1)
+            torch.bmm(g, weight.transpose(1, 2), out=at_norm[i * heads:(i + 1) * heads].view(heads, batch * pos, -1))
+        out[QKV, layer] = norm_vjp(cfg.normalization_type, streams[layer], at_norm, cfg.eps)
     return out
 
 
@@ -192,6 +198,9 @@ def receiver_grads(session: Session, index: int, embed_input: Callable, keep_sen
         grads = torch.autograd.grad(_metric_sum(session, end_logits, part, reference),
                                     [captured[k] for k in keys], allow_unused=True)
     found = {k: (torch.zeros_like(captured[k]) if g is None else g.detach()) for k, g in zip(keys, grads)}
-    if split:
-        return {k: g.permute(2, 0, 1, 3) if k[0] in CHANNELS else g.unsqueeze(0) for k, g in found.items()}, outputs
-    return _to_inputs(model, found, streams), outputs
+    if not split:
+        return _to_inputs(model, found, streams), outputs
+    stacked: Grads = {k: g.unsqueeze(0) for k, g in found.items() if k[0] not in CHANNELS}
+    for layer in range(cfg.n_layers):
+        stacked[QKV, layer] = torch.cat([found[ch, layer].permute(2, 0, 1, 3) for ch in CHANNELS])
+    return stacked, outputs
