@@ -4,7 +4,9 @@ threads). By hand: `.venv/bin/python bench/profile_eap.py`. Fastest of 5 runs ea
 Prints the plain forward pass (the unit of bench_discovery.py's ratios), a forward pass
 with gradients recorded, and the parts of `eap_scores`: the receiver gradients (forward
 + backward + carrying head-space gradients back to the heads' inputs), the backward pass
-and the carrying back alone, and the scoring products.
+and the carrying back alone, and the scoring products; also the copy of W_U's transpose
+that TransformerLens 3.x's Unembed makes on every call (circuitlang.backend.unembed
+avoids it).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ def main() -> None:
     _, _, ablated, named = session.batches[0]
     edges = model_edges(loaded.shape)
     scoring = _fastest(lambda: _accumulate({}, session, edges, gradients, outputs, ablated.outputs, named, 1.0))
+    copy = _fastest(lambda: model.W_U.T.contiguous())  # what TransformerLens 3.x's Unembed does per call
     print("| part | seconds | plain passes |\n|---|---|---|")
     for label, seconds in [("plain forward (logits at every position)", plain),
                            ("forward with gradients recorded, no unembedding", forward),
@@ -76,7 +79,8 @@ def main() -> None:
                            ("receiver gradients (forward + backward + carry back)", grads),
                            ("  backward", min(parts["backward"])),
                            ("  carry head gradients back to the heads' inputs", min(parts["carry back"])),
-                           ("scoring products", scoring)]:
+                           ("scoring products", scoring),
+                           ("W_U.T.contiguous() (inside the plain forward; circuitlang avoids it)", copy)]:
         print(f"| {label} | {seconds:.3f} | {seconds / plain:.2f} |")
 
 
