@@ -66,6 +66,7 @@ class Lowerer:
         self._calls: dict[tuple, CircuitGraph] = {}
         self._active: list[tuple[int, str]] = []
         self._component_cache: dict[tuple, NodeSet] = {}
+        self._channel_cache: dict[tuple, NodeSet] = {}
 
     # -- entry points -------------------------------------------------------------------
     def top_context(self, unit: Unit) -> _Context:
@@ -181,12 +182,18 @@ class Lowerer:
 
     def _channel(self, expr: S.Channel, ctx: _Context) -> NodeSet:
         inner = self.nodes_of(expr.inner, ctx)
+        key = (inner, expr.channel)  # big files name the same few hundred head inputs again and again
+        cached = self._channel_cache.get(key)
+        if cached is not None:
+            return cached
         not_heads = sorted(str(n) for n, _ in inner if not n.is_head)
         if not_heads:
             self._error("E204", f"`.{expr.channel}` selects a head's input, but `{not_heads[0]}` is not a head",
                         expr.span, "not a head", "an MLP and `logits` have a single input: drop the channel")
             raise _Failed
-        return frozenset((node, expr.channel) for node, _ in inner)
+        value = frozenset((node, expr.channel) for node, _ in inner)
+        self._channel_cache[key] = value
+        return value
 
     def _name(self, ref: S.NameRef, ctx: _Context) -> Value:
         if len(ref.parts) == 1 and ref.parts[0] in ctx.bindings:

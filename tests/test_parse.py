@@ -518,3 +518,51 @@ def test_examples_and_stdlib_parse_cleanly(root: Path) -> None:
     for path in files:
         _, diagnostics = parse_file(path)
         assert diagnostics == [], path
+
+
+ANNOTATION_LISTS = [  # (text between the brackets, number of annotations)
+    ("score = 0.5", 1),
+    ("score=-1.25e-3,label=\"a = b, ]\"", 2),
+    ("\tscore = 3 ,  kind = foo , note = \"esc \\\" \\\\ done\"  ", 3),
+    ("a = 1., b = .5, c = -7, d = _x9", 4),
+    ("big = 123456789012345678", 1),
+]
+
+
+def _annotations(source: str) -> tuple[S.KeyValue, ...]:
+    module, diagnostics = parse_text(source, "a.circ")
+    assert not diagnostics, diagnostics
+    circuit = module.statements[1]
+    return circuit.body[0].targets[0].annotations
+
+
+def _spans(items: tuple[S.KeyValue, ...]) -> list[tuple[S.Span, S.Span]]:
+    return [(kv.span, kv.value.span) for kv in items]
+
+
+@pytest.mark.parametrize("content, count", ANNOTATION_LISTS)
+def test_one_token_annotations_equal_the_general_form(content: str, count: int, monkeypatch) -> None:
+    """`[k = v, ...]` on one line is lexed as one token (speed) and split by the builder;
+    a newline before `]` sends the same text through the general rule. Same annotations,
+    same spans."""
+    from circuitlang.parse import _Builder
+
+    split = _Builder._split_annotations
+    calls: list[str] = []
+    monkeypatch.setattr(_Builder, "_split_annotations", lambda self, tok: calls.append(str(tok)) or split(self, tok))
+    head = "model gpt2\ncircuit c {\n    L0.H1 -> L1.H2.q @END "
+    fast = _annotations(f"{head}[{content}]\n}}\n")
+    assert calls == [f"[{content}]"]
+    general = _annotations(f"{head}[{content}\n]\n}}\n")
+    assert len(calls) == 1
+    assert fast == general and len(fast) == count
+    assert _spans(fast) == _spans(general)
+
+
+@pytest.mark.parametrize("content", ["score = 1e999", "score = 1" + "0" * 400])
+def test_one_token_annotations_report_bad_numbers_where_they_are(content: str) -> None:
+    head = "model gpt2\ncircuit c {\n    L0.H1 -> L1.H2.q "
+    fast = parse_text(f"{head}[{content}]\n}}\n", "a.circ")[1]
+    general = parse_text(f"{head}[{content}\n]\n}}\n", "a.circ")[1]
+    assert [(d.code, d.span) for d in fast] == [(d.code, d.span) for d in general]
+    assert [d.code for d in fast] == ["E109"] and fast[0].span.column == len("    L0.H1 -> L1.H2.q [score = ") + 1
