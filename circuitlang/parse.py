@@ -43,6 +43,7 @@ _ANNOTATION_ITEM = re.compile(r'(?P<key>[A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*'
                               r'(?P<value>-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?|"(?:[^"\\\n]|\\.)*"|[A-Za-z_][A-Za-z0-9_]*)')
 _VALUE_KIND = {**{c: "NUMBER" for c in "-.0123456789"}, '"': "STRING"}
 _VALUE_KIND.update({c: "NAME" for c in "_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"})
+_INTEGER = re.compile(r"-?\d+")
 _POSITION_RE = re.compile(r"@(?P<anchor>[A-Za-z_]\w*|-?\d+)(?P<offset>[+-]\d+)?")
 
 # What a terminal is called in an "expected ..." message.
@@ -370,7 +371,7 @@ class _Builder(Transformer):
         return self._number(str(tok), _token_span(self.path, tok))
 
     def _number(self, text: str, span: S.Span) -> S.Number:
-        value: float = self._int(text, span) if re.fullmatch(r"-?\d+", text) else float(text)
+        value: float = self._int(text, span) if _INTEGER.fullmatch(text) else float(text)
         if not math.isfinite(value):
             self._fail("E109", f"number `{_clip(text)}` is out of range", span, "too large",
                        "numbers must be finite (at most about 1.8e308)")
