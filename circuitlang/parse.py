@@ -216,7 +216,7 @@ class _Builder(Transformer):
         assert m is not None, tok  # the grammar's terminal guarantees the shape
         span = _token_span(self.path, tok)
         anchor: str | int = m["anchor"]
-        if re.fullmatch(r"-?\d+", m["anchor"]):
+        if _INTEGER.fullmatch(m["anchor"]):
             anchor = self._int(m["anchor"], span)
         return S.Position(anchor, self._int(m["offset"] or "0", span), span)
 
