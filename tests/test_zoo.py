@@ -1,13 +1,8 @@
 """The zoo: deterministic models, valid task data, and ground truth for planted circuits.
 
-The ground-truth checks use a self-contained reference implementation of edge patching
-(DESIGN.md section 4), written here with TransformerLens hooks and nothing from the
-evaluator: every receiver's input is rebuilt as
-
-    input_R - sum over senders S not wired to R in the circuit of (out_S - ablated_S)
-
-where out_S is S's output earlier in the same (patched) run and ablated_S is S's output
-on the corrupted input (resample) or 0 (zero).
+The ground-truth checks use tests/reference_patching.py, a self-contained reference
+implementation of edge patching with TransformerLens hooks and nothing from the
+evaluator (DESIGN.md section 4).
 """
 
 from __future__ import annotations
@@ -24,6 +19,8 @@ tl = pytest.importorskip("transformer_lens")
 import circuitlang.zoo as zoo  # noqa: E402
 from circuitlang.models import KNOWN_SHAPES  # noqa: E402
 from circuitlang.tasks import GENERATORS, TaskData  # noqa: E402
+from tests.reference_patching import (ReferencePatcher, all_edges, circuit_nodes, edge_ends,  # noqa: E402
+                                      logit_diff, wired_distractors)
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 48  # examples per ground-truth check: small, the models are exact
@@ -38,132 +35,6 @@ MLP_PLANTED = {
     "embed -> L0.MLP", "L0.MLP -> logits",
 }
 MLP_POSITION_ONLY = {"embed -> L0.H0.q", "embed -> L0.H0.k"}
-
-
-# ---- reference edge patching ---------------------------------------------------------
-
-def senders(cfg) -> list[tuple[str, int]]:
-    """(name, layer) of every sender; embed is layer -1."""
-    out = [("embed", -1)]
-    for layer in range(cfg.n_layers):
-        out += [(f"L{layer}.H{h}", layer) for h in range(cfg.n_heads)]
-        if not cfg.attn_only:
-            out.append((f"L{layer}.MLP", layer))
-    return out
-
-
-def feeding(cfg, receiver: str) -> list[str]:
-    """Senders whose output is a term of `receiver`'s input."""
-    if receiver == "logits":
-        return [s for s, _ in senders(cfg)]
-    layer = int(receiver.split(".")[0][1:])
-    is_mlp = receiver.endswith("MLP")
-    return [s for s, sl in senders(cfg)
-            if sl < layer or (is_mlp and sl == layer and not s.endswith("MLP"))]
-
-
-def all_edges(cfg) -> set[str]:
-    receivers = ["logits"]
-    for layer in range(cfg.n_layers):
-        receivers += [f"L{layer}.H{h}.{c}" for h in range(cfg.n_heads) for c in "qkv"]
-        if not cfg.attn_only:
-            receivers.append(f"L{layer}.MLP")
-    return {f"{s} -> {r}" for r in receivers for s in feeding(cfg, r)}
-
-
-def sender_hooks(cfg, store: dict[str, torch.Tensor]) -> list:
-    def embed(act, hook):
-        store["embed"] = store.get("embed", 0) + act
-
-    def result(layer):
-        def fn(act, hook):
-            for h in range(cfg.n_heads):
-                store[f"L{layer}.H{h}"] = act[:, :, h]
-        return fn
-
-    def mlp(layer):
-        def fn(act, hook):
-            store[f"L{layer}.MLP"] = act
-        return fn
-
-    hooks = [("hook_embed", embed), ("hook_pos_embed", embed)]
-    for layer in range(cfg.n_layers):
-        hooks.append((f"blocks.{layer}.attn.hook_result", result(layer)))
-        if not cfg.attn_only:
-            hooks.append((f"blocks.{layer}.hook_mlp_out", mlp(layer)))
-    return hooks
-
-
-def run_circuit(model, data: TaskData, edges: set[str], ablation: str) -> torch.Tensor:
-    """Logits of the clean input with every edge outside `edges` ablated."""
-    cfg = model.cfg
-    model.set_use_attn_result(True)
-    model.set_use_split_qkv_input(True)
-    if not cfg.attn_only:
-        model.set_use_hook_mlp_in(True)
-    ablated: dict[str, torch.Tensor] = {}
-    with torch.no_grad():
-        if ablation == "resample":
-            model.run_with_hooks(data.corrupt, fwd_hooks=sender_hooks(cfg, ablated), reset_hooks_end=True)
-        current: dict[str, torch.Tensor] = {}
-
-        def cut(receiver: str) -> torch.Tensor | int:
-            total: torch.Tensor | int = 0
-            for s in feeding(cfg, receiver):
-                if f"{s} -> {receiver}" not in edges:
-                    total = total + current[s] - (ablated[s] if ablation == "resample" else 0)
-            return total
-
-        def qkv(layer, channel):
-            def fn(act, hook):
-                act = act.clone()
-                for h in range(cfg.n_heads):
-                    act[:, :, h] -= cut(f"L{layer}.H{h}.{channel}")
-                return act
-            return fn
-
-        def whole(receiver):
-            return lambda act, hook: act - cut(receiver)
-
-        hooks = sender_hooks(cfg, current)
-        for layer in range(cfg.n_layers):
-            hooks += [(f"blocks.{layer}.hook_{c}_input", qkv(layer, c)) for c in "qkv"]
-            if not cfg.attn_only:
-                hooks.append((f"blocks.{layer}.hook_mlp_in", whole(f"L{layer}.MLP")))
-        hooks.append((f"blocks.{cfg.n_layers - 1}.hook_resid_post", whole("logits")))
-        return model.run_with_hooks(data.clean, fwd_hooks=hooks, reset_hooks_end=True)
-
-
-def _ends(edge: str) -> tuple[str, str]:
-    """(sender node, receiver node) of an edge string: `L0.H2 -> L1.H1.k` -> (L0.H2, L1.H1)."""
-    sender, receiver = edge.split(" -> ")
-    return sender, receiver if receiver == "logits" or receiver.endswith("MLP") else receiver.rsplit(".", 1)[0]
-
-
-def circuit_nodes(edges: set[str]) -> set[str]:
-    return {node for edge in edges for node in _ends(edge)}
-
-
-def logit_diff(logits: torch.Tensor, data: TaskData) -> float:
-    rows = torch.arange(len(data))
-    at_end = logits[rows, data.readout]
-    return float((at_end[rows, data.answer] - at_end[rows, data.wrong]).mean())
-
-
-class Faithfulness:
-    """f(C) = (m(C) - m(empty)) / (m(model) - m(empty)) for one model, task and ablation."""
-
-    def __init__(self, model, data: TaskData, ablation: str):
-        self.model, self.data, self.ablation = model, data, ablation
-        with torch.no_grad():
-            self.full = logit_diff(model(data.clean), data)
-        self.empty = self.metric(set())
-
-    def metric(self, edges: set[str]) -> float:
-        return logit_diff(run_circuit(self.model, self.data, edges, self.ablation), self.data)
-
-    def __call__(self, edges: set[str]) -> float:
-        return (self.metric(edges) - self.empty) / (self.full - self.empty)
 
 
 # ---- fixtures ------------------------------------------------------------------------
@@ -288,10 +159,11 @@ def test_reference_all_edges_is_the_model_and_none_is_the_corruption(name):
     with torch.no_grad():
         clean, corrupt = m(data.clean), m(data.corrupt)
     every = all_edges(m.cfg)
-    assert torch.allclose(run_circuit(m, data, every, "resample"), clean, atol=1e-4)
-    assert torch.allclose(run_circuit(m, data, every, "zero"), clean, atol=1e-4)
-    assert torch.allclose(run_circuit(m, data, set(), "resample"), corrupt, atol=1e-4)
-    assert run_circuit(m, data, set(), "zero").abs().max() < 1e-5  # no biases: nothing reaches the logits
+    resample, zero = ReferencePatcher(m, data, "resample"), ReferencePatcher(m, data, "zero")
+    assert torch.allclose(resample.logits(every), clean, atol=1e-4)
+    assert torch.allclose(zero.logits(every), clean, atol=1e-4)
+    assert torch.allclose(resample.logits(set()), corrupt, atol=1e-4)
+    assert zero.logits(set()).abs().max() < 1e-5  # no biases: nothing reaches the logits
 
 
 # ---- ground truth of the planted circuits ----------------------------------------------
@@ -306,14 +178,12 @@ def test_planted_circuit_is_the_ground_truth(name, planted, position_only):
     every = all_edges(m.cfg)
     inside = circuit_nodes(planted)
     # edges between the circuit's nodes that the circuit leaves out (e.g. embed -> L1.H1.k)
-    inner = sorted(e for e in every - planted if _ends(e)[0] in inside and _ends(e)[1] in inside)
+    inner = sorted(e for e in every - planted if edge_ends(e)[0] in inside and edge_ends(e)[1] in inside)
     # each distractor node wired in: its inputs from the circuit and its outputs into it
-    wired = {d: {e for e in every if (_ends(e)[0] == d and _ends(e)[1] in inside | {d})
-                 or (_ends(e)[1] == d and _ends(e)[0] in inside | {d})}
-             for d in sorted({s for s, _ in senders(m.cfg)} - inside)}
+    wired = wired_distractors(m.cfg, planted)
     assert inner and wired
     for ablation in ("zero", "resample"):
-        f = Faithfulness(m, data, ablation)
+        f = ReferencePatcher(m, data, ablation)
         assert f.full - f.empty > 3.0
         whole = f(planted)
         assert whole >= 0.95, (ablation, whole)
@@ -328,7 +198,7 @@ def test_planted_circuit_is_the_ground_truth(name, planted, position_only):
         for node, edges in wired.items():
             assert abs(f(planted | edges) - whole) < 0.01, (ablation, node)
     # under resample the position-only edges can go: the circuit is relative to its ablation
-    assert Faithfulness(m, data, "resample")(planted - position_only) >= 0.95
+    assert ReferencePatcher(m, data, "resample")(planted - position_only) >= 0.95
 
 
 def _circ_edges(path: str, circuit: str) -> set[str]:
@@ -352,7 +222,7 @@ def test_trained_circuit_as_recorded():
     found = _circ_edges("stdlib/zoo/induction_trained.circ", "found")
     heads = _circ_edges("stdlib/zoo/induction_trained.circ", "heads")
     assert len(found) == 37 and found < heads < all_edges(m.cfg)
-    f = Faithfulness(m, data, "resample")
+    f = ReferencePatcher(m, data, "resample")
     assert f.full - f.empty > 10.0
     assert f(found) >= 0.85
     assert f(heads) >= 0.95
@@ -363,19 +233,16 @@ def test_trained_circuit_as_recorded():
 
 
 def report(name: str, planted: set[str], n: int = 256) -> None:
-    """Print the ground-truth numbers of a planted circuit (`python tests/test_zoo.py`)."""
+    """Print the ground-truth numbers of a planted circuit (`python -m tests.test_zoo`)."""
     m, data = model(name), task(name, n=n)
-    every, inside = all_edges(m.cfg), circuit_nodes(planted)
     print(f"zoo:{name}, {len(planted)} planted edges, n = {n}, metric: logit diff at END")
     for ablation in ("zero", "resample"):
-        f = Faithfulness(m, data, ablation)
+        f = ReferencePatcher(m, data, ablation)
         whole = f(planted)
         print(f"  {ablation}: m(model) = {f.full:.3f}, m(empty) = {f.empty:.3f}, f(planted) = {whole:.4f}")
         for edge in sorted(planted):
             print(f"    without {edge:<22} loses {whole - f(planted - {edge}):.4f}")
-        for d in sorted({s for s, _ in senders(m.cfg)} - inside):
-            edges = {e for e in every if (_ends(e)[0] == d and _ends(e)[1] in inside | {d})
-                     or (_ends(e)[1] == d and _ends(e)[0] in inside | {d})}
+        for d, edges in wired_distractors(m.cfg, planted).items():
             print(f"    with distractor {d:<8} wired in ({len(edges)} edges): f changes by "
                   f"{f(planted | edges) - whole:+.4f}")
 
