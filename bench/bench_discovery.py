@@ -5,7 +5,8 @@ ablation, logit difference, ratios measured in this run (the plain pass and EAP:
 of 5 runs):
 
 1. EAP and EAP-IG (5 steps) in plain forward-pass equivalents (target for EAP: <= 3),
-   and EAP through TransformerLens's split q/k/v inputs (the fallback route).
+   EAP through TransformerLens's split q/k/v inputs (the fallback route), and, in a
+   second table, where one EAP call spends its time.
 2. Exact per-edge patching: a sample of edges, batched with the fast engine, against one
    fast-engine call per edge and against one reference-engine call (`run_with_hooks`
    with the masked formula) per edge; extrapolated to all 32,491 edges.
@@ -36,6 +37,10 @@ def _timed(fn):
     return time.perf_counter() - start, value
 
 
+def _fastest(fn, runs: int = 5) -> float:
+    return min(_timed(fn)[0] for _ in range(runs))
+
+
 def main() -> None:
     import torch
 
@@ -55,15 +60,15 @@ def main() -> None:
     clean = data.clean
     with torch.no_grad():
         loaded.model(clean)
-        plain = min(_timed(lambda: loaded.model(clean))[0] for _ in range(5))
-    eap = min(_timed(lambda: eap_scores(session, evaluator=evaluator))[0] for _ in range(5))
+        plain = _fastest(lambda: loaded.model(clean))
+    eap = _fastest(lambda: eap_scores(session, evaluator=evaluator))
     eap_ig = _timed(lambda: eap_ig_scores(session, steps=5, evaluator=evaluator))[0]
     import circuitlang.discovery.receiver_grads as receiver_grads
 
     head_space = receiver_grads.head_space_supported
     receiver_grads.head_space_supported = lambda model: False  # the fallback route, for comparison
     try:
-        eap_split = min(_timed(lambda: eap_scores(session, evaluator=evaluator))[0] for _ in range(5))
+        eap_split = _fastest(lambda: eap_scores(session, evaluator=evaluator))
     finally:
         receiver_grads.head_space_supported = head_space
     edges = all_edges(loaded.shape)
@@ -98,6 +103,7 @@ def main() -> None:
     tdata = task_data(TaskSpec("t", ("induction", {"n": 64})), trained)
     tev = Evaluator(Session(trained, tdata, "resample"))
     _acdc_rows("zoo:induction-trained from all 81 edges", tev, CircuitGraph.from_edges(all_edges(trained.shape)))
+    _eap_breakdown(session, evaluator, plain, eap)
 
 
 def _acdc_rows(label: str, evaluator, start) -> None:
@@ -109,6 +115,54 @@ def _acdc_rows(label: str, evaluator, start) -> None:
           f"{len(fast.circuit.edges)} edges kept |")
     print(f"| ACDC one edge per pass | {slow_t:.2f} | {slow.passes} engine calls, {len(slow.circuit.edges)} edges "
           f"kept; batched is {slow_t / fast_t:.1f}x faster; same circuit: {fast.circuit == slow.circuit} |")
+
+
+
+def _eap_breakdown(session, evaluator, plain: float, eap: float) -> None:
+    """Where one EAP call goes: the forward pass with gradients, the backward pass,
+    carrying head-space gradients back to the heads' inputs, and the scoring products;
+    also the copy of W_U's transpose that TransformerLens 3.x's Unembed makes on every
+    call, inside the plain pass (circuitlang.backend.unembed avoids it)."""
+    import torch
+
+    import circuitlang.discovery.receiver_grads as rg
+    from circuitlang.discovery.attribution import _accumulate, model_edges
+
+    model, data = session.loaded.model, session.data
+    with torch.enable_grad():
+        forward = _fastest(lambda: model(data.clean, stop_at_layer=model.cfg.n_layers))
+    grads = _fastest(lambda: rg.receiver_grads(session, 0, lambda x: x, keep_senders=True))
+    parts: dict[str, list[float]] = {"backward": [], "carry back": []}
+
+    def timed(label, fn):
+        def wrapper(*args, **kwargs):
+            seconds, result = _timed(lambda: fn(*args, **kwargs))
+            parts[label].append(seconds)
+            return result
+        return wrapper
+
+    original_grad, original_carry = torch.autograd.grad, rg._to_inputs
+    rg.torch.autograd.grad, rg._to_inputs = timed("backward", original_grad), timed("carry back", original_carry)
+    try:
+        for _ in range(5):
+            rg.receiver_grads(session, 0, lambda x: x, keep_senders=True)
+    finally:
+        rg.torch.autograd.grad, rg._to_inputs = original_grad, original_carry
+    gradients, outputs = rg.receiver_grads(session, 0, lambda x: x, keep_senders=True)
+    _, _, ablated, named = session.batches[0]
+    edges = model_edges(session.loaded.shape)
+    scoring = _fastest(lambda: _accumulate({}, session, edges, gradients, outputs, ablated.outputs, named, 1.0))
+    copy = _fastest(lambda: model.W_U.T.contiguous())
+    print("\nWhere one EAP call goes (fastest of 5 each):\n")
+    print("| part | seconds | plain passes |\n|---|---|---|")
+    for label, seconds in [("eap_scores, every edge", eap),
+                           ("forward with gradients recorded, no unembedding", forward),
+                           ("receiver gradients (forward + backward + carry back)", grads),
+                           ("  backward", min(parts["backward"])),
+                           ("  carry head gradients back to the heads' inputs", min(parts["carry back"])),
+                           ("scoring products", scoring),
+                           ("W_U.T.contiguous() (inside the plain forward; circuitlang avoids it)", copy)]:
+        print(f"| {label} | {seconds:.3f} | {seconds / plain:.2f} |")
 
 
 if __name__ == "__main__":

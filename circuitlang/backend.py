@@ -84,7 +84,7 @@ def unembed(model: "HookedTransformer", resid: torch.Tensor) -> torch.Tensor:
 
     TransformerLens 3.x's Unembed copies W_U's transpose on every call (to match
     Hugging Face's bfloat16 accumulation order); for GPT-2 that copy, 154 MB, costs
-    77-88 ms on two CPU cores (bench/profile_eap.py), more than unembedding a batch's
+    68-88 ms on two CPU cores (bench/bench_discovery.py), more than unembedding a batch's
     END positions. The transposed view gives the same product without it (float
     rounding aside).
     """
