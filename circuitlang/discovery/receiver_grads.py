@@ -117,7 +117,7 @@ def _to_inputs(model, grads: Grads, streams: dict[int, torch.Tensor]) -> Grads:
     """Head-space gradients at q, k, v ([B, P, H, d_head] each) -> the heads' input
     gradients, one [3H, B, P, d_model] per layer (q heads, then k, then v)."""
     cfg = model.cfg
-    out: Grads = {key: g.unsqueeze(0) for key, g in grads.items() if key[0] not in CHANNELS}
+    out: Grads = {}
     for layer in range(cfg.n_layers):
         block = model.blocks[layer]
         first = grads["q", layer]
@@ -198,9 +198,10 @@ def receiver_grads(session: Session, index: int, embed_input: Callable, keep_sen
         grads = torch.autograd.grad(_metric_sum(session, end_logits, part, reference),
                                     [captured[k] for k in keys], allow_unused=True)
     found = {k: (torch.zeros_like(captured[k]) if g is None else g.detach()) for k, g in zip(keys, grads)}
-    if not split:
-        return _to_inputs(model, found, streams), outputs
-    stacked: Grads = {k: g.unsqueeze(0) for k, g in found.items() if k[0] not in CHANNELS}
-    for layer in range(cfg.n_layers):
-        stacked[QKV, layer] = torch.cat([found[ch, layer].permute(2, 0, 1, 3) for ch in CHANNELS])
-    return stacked, outputs
+    result: Grads = {k: g.unsqueeze(0) for k, g in found.items() if k[0] not in CHANNELS}  # mlp, logits
+    if split:
+        for layer in range(cfg.n_layers):
+            result[QKV, layer] = torch.cat([found[ch, layer].permute(2, 0, 1, 3) for ch in CHANNELS])
+    else:
+        result.update(_to_inputs(model, found, streams))
+    return result, outputs
