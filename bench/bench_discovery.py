@@ -44,13 +44,17 @@ def _fastest(fn, runs: int = 5) -> float:
 def main() -> None:
     import torch
 
-    from circuitlang.backend import load_model
-    from circuitlang.engine_reference import run_reference
-    from circuitlang.check import TaskSpec
-    from circuitlang.discovery.attribution import eap_ig_scores, eap_scores, exact_scores
-    from circuitlang.evaluation import Evaluator, Session, task_data
-    from circuitlang.graph import CircuitGraph
-    from circuitlang.models import all_edges
+    from circuitlang.core.graph import CircuitGraph
+    from circuitlang.core.shapes import all_edges
+    from circuitlang.discovery.methods.eap import eap_scores
+    from circuitlang.discovery.methods.eap_ig import eap_ig_scores
+    from circuitlang.discovery.methods.exact import exact_scores
+    from circuitlang.eval.engines.reference import run_reference
+    from circuitlang.eval.evaluator import Evaluator
+    from circuitlang.eval.loading import load_model
+    from circuitlang.eval.session import Session
+    from circuitlang.eval.tasks.registry import task_data
+    from circuitlang.lang.check import TaskSpec
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     loaded = load_model("zoo:gpt2-random")
@@ -66,7 +70,7 @@ def main() -> None:
     import circuitlang.discovery.receiver_grads as receiver_grads
 
     head_space = receiver_grads.head_space_supported
-    receiver_grads.head_space_supported = lambda model: False  # the fallback route, for comparison
+    receiver_grads.head_space_supported = lambda backend: False  # the fallback route, for comparison
     try:
         eap_split = _fastest(lambda: eap_scores(session, evaluator=evaluator))
     finally:
@@ -88,7 +92,7 @@ def main() -> None:
           f"batched is {one / per_edge_batched:.1f}x faster |")
     _, clean_part, ablated, named = session.batches[0]
     with torch.no_grad():
-        ref = _timed(lambda: [run_reference(loaded.model, loaded.shape, clean_part, ablated.outputs,
+        ref = _timed(lambda: [run_reference(loaded, clean_part, ablated.outputs,
                                             [full - CircuitGraph.from_edges([e])], named) for e in sample[:2]])[0] / 2
     print(f"| exact patching, one reference-engine call (run_with_hooks) per edge | {ref * SAMPLE:.2f} (from 2) | "
           f"{ref:.3f} s per edge; batched is {ref / per_edge_batched:.1f}x faster |")
@@ -122,13 +126,14 @@ def _eap_breakdown(session, evaluator, plain: float, eap: float) -> None:
     """Where one EAP call goes: the forward pass with gradients, the backward pass,
     carrying head-space gradients back to the heads' inputs, and the scoring products;
     also the copy of W_U's transpose that TransformerLens 3.x's Unembed makes on every
-    call, inside the plain pass (circuitlang.backend.unembed avoids it)."""
+    call, inside the plain pass (TransformerLensBackend.unembed avoids it)."""
     import torch
 
     import circuitlang.discovery.receiver_grads as rg
-    from circuitlang.discovery.attribution import _accumulate, model_edges
+    from circuitlang.core.shapes import all_edges
+    from circuitlang.discovery.edge_scores import accumulate
 
-    model, data = session.loaded.model, session.data
+    model, data = session.backend.model, session.data
     with torch.enable_grad():
         forward = _fastest(lambda: model(data.clean, stop_at_layer=model.cfg.n_layers))
     grads = _fastest(lambda: rg.receiver_grads(session, 0, lambda x: x, keep_senders=True))
@@ -150,8 +155,8 @@ def _eap_breakdown(session, evaluator, plain: float, eap: float) -> None:
         rg.torch.autograd.grad, rg._to_inputs = original_grad, original_carry
     gradients, outputs = rg.receiver_grads(session, 0, lambda x: x, keep_senders=True)
     _, _, ablated, named = session.batches[0]
-    edges = model_edges(session.loaded.shape)
-    scoring = _fastest(lambda: _accumulate({}, session, edges, gradients, outputs, ablated.outputs, named, 1.0))
+    edges = list(all_edges(session.backend.shape))
+    scoring = _fastest(lambda: accumulate({}, session, edges, gradients, outputs, ablated.outputs, named, 1.0))
     copy = _fastest(lambda: model.W_U.T.contiguous())
     print("\nWhere one EAP call goes (fastest of 5 each):\n")
     print("| part | seconds | plain passes |\n|---|---|---|")

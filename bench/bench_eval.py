@@ -43,14 +43,15 @@ def measure(mode: str) -> dict:
     import torch
 
     import circuitlang as cl
-    from circuitlang.backend import cache_senders, load_model
-    from circuitlang.engine_fast import FastEngine
-    from circuitlang.engine_reference import run_reference
-    from circuitlang.graph import CircuitGraph
+    from circuitlang.core.graph import CircuitGraph
+    from circuitlang.eval.engines.fast import FastEngine
+    from circuitlang.eval.engines.reference import run_reference
+    from circuitlang.eval.loading import load_model
+    from circuitlang.eval.senders import cache_senders
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     loaded = load_model("zoo:gpt2-random")
-    model, shape = loaded.model, loaded.shape
+    model = loaded.model  # the HookedTransformer: its own forward is the baseline
     generator = torch.Generator().manual_seed(0)
     clean = torch.randint(0, model.cfg.d_vocab, (BATCH, LENGTH), generator=generator)
     corrupt = torch.randint(0, model.cfg.d_vocab, (BATCH, LENGTH), generator=generator)
@@ -63,7 +64,7 @@ def measure(mode: str) -> dict:
     else:
         circuit = cl.compile_file(ROOT / "bench" / "ioi_shape.circ").circuits["ioi"]
         variants = [circuit] + [circuit - CircuitGraph.from_edges([e]) for e in circuit.sorted_edges()]
-    ablated = cache_senders(model, corrupt).outputs
+    ablated = cache_senders(loaded, corrupt).outputs
     base_mb = _peak_mb()
     start = time.perf_counter()
     with torch.no_grad():
@@ -75,15 +76,15 @@ def measure(mode: str) -> dict:
             model.unembed(model.ln_final(resid[:, -1:]))
             out = None
         elif mode == "fast":
-            out = FastEngine(model, shape).run(clean, ablated, variants, named)
+            out = FastEngine(loaded).run(clean, ablated, variants, named)
         else:
-            out = torch.stack([run_reference(model, shape, clean, ablated, [v], named)[0]
+            out = torch.stack([run_reference(loaded, clean, ablated, [v], named)[0]
                                for v in variants[:REFERENCE_SAMPLES]])
     seconds = time.perf_counter() - start
     if mode == "reference":
         seconds *= len(variants) / REFERENCE_SAMPLES
     if mode == "fast":  # the first variants must agree with the reference
-        check = torch.stack([run_reference(model, shape, clean, ablated, [v], named)[0] for v in variants[:2]])
+        check = torch.stack([run_reference(loaded, clean, ablated, [v], named)[0] for v in variants[:2]])
         agree = float((check - out[:2]).abs().max())
     else:
         agree = None

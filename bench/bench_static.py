@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import circuitlang as cl  # noqa: E402
-from circuitlang.graph import CircuitGraph  # noqa: E402
-from circuitlang.write import graph_to_circ  # noqa: E402
+from circuitlang.core.graph import CircuitGraph  # noqa: E402
+from circuitlang.lang.write import graph_to_circ  # noqa: E402
 
 REPEATS = 7
 
@@ -90,7 +90,7 @@ def bench_full_graph() -> list[tuple[str, str]]:
 
 
 def _time_parse(path: Path) -> float:
-    from circuitlang.parse import parse_file
+    from circuitlang.lang.parse import parse_file
 
     times = []
     for _ in range(REPEATS):

@@ -1,7 +1,8 @@
 """circuitlang: a declarative language, compiler and evaluator for transformer circuits.
 
 The static pipeline (parse, resolve, lower, check) imports no torch. `evaluate`,
-`load_model` and `check_file` load torch and TransformerLens on first use.
+`load_model` and `check_file` load torch and TransformerLens on first use. The layers
+(core, lang, present, eval, discovery, cli) are described in docs/architecture.md.
 
 >>> import circuitlang
 >>> circuitlang.compile_text("model gpt2\\ncircuit c { L9.H6 -> logits }").ok
@@ -10,12 +11,17 @@ True
 
 from __future__ import annotations
 
-from .api import Compiled, compile_file, compile_text, load
-from .diagnostics import CircuitError, Diagnostic
-from .graph import EMBED, LOGITS, CircuitGraph, Edge, Node
+from .core.diagnostics import CircuitError, Diagnostic
+from .core.errors import CircuitlangError
+from .core.graph import EMBED, LOGITS, CircuitGraph, Edge, Node
+from .core.positions import Position
+from .core.version import __version__
+from .lang.pipeline import Compiled, compile_file, compile_text, load
 
 __all__ = [
+    "__version__",
     "CircuitError",
+    "CircuitlangError",
     "CircuitGraph",
     "Compiled",
     "Diagnostic",
@@ -23,6 +29,7 @@ __all__ = [
     "Edge",
     "LOGITS",
     "Node",
+    "Position",
     "check_file",
     "compile_file",
     "compile_text",
@@ -30,10 +37,8 @@ __all__ = [
     "load",
     "load_model",
 ]
-__version__ = "0.1.0"
-
-_LAZY = {"evaluate": ("evaluation", "evaluate"), "load_model": ("backend", "load_model"),
-         "check_file": ("runner", "check_file")}
+_LAZY = {"evaluate": ("eval.evaluator", "evaluate"), "load_model": ("eval.loading", "load_model"),
+         "check_file": ("eval.runner", "check_file")}
 
 
 def __getattr__(name: str):

@@ -1,13 +1,15 @@
 """Find the circuit of the trained zoo model by activation patching (TransformerLens hooks).
 
-    .venv/bin/python scripts/find_zoo_circuit.py [--model induction-trained] [--n 256]
+    .venv/bin/python -m scripts.find_zoo_circuit [--model induction-trained] [--n 256]
+
+(from the repository root, as a module: it uses the tests' reference edge patching).
 
 1. Head patching: patch one head's output with its output on the corrupted prompt
    (resample) and report the share of the logit difference that is lost.
 2. Edge patching: every edge S -> R of the model (S = embed, a head or an MLP; R = a head's
    q/k/v input, an MLP's input or the logits). A circuit C is evaluated by rebuilding each
    receiver's input as  input_R - sum over S with (S -> R) not in C of (out_S - corrupt_S)
-   (DESIGN.md section 4), with faithfulness f(C) = (m(C) - m(empty)) / (m(model) - m(empty)),
+   (docs/evaluation.md), with faithfulness f(C) = (m(C) - m(empty)) / (m(model) - m(empty)),
    m = mean logit difference (answer - wrong) at END.
 3. ACDC-style pruning: visit receivers from the logits backwards; drop an edge when f falls
    by less than --tau without it; then drop edges whose sender no longer reaches the logits.
@@ -22,14 +24,10 @@ so that it can serve as ground truth for it (tests/test_zoo.py uses it too).
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.reference_patching import ReferencePatcher, all_edges, edge_ends, feeding, receivers  # noqa: E402
+from tests.reference_patching import ReferencePatcher, all_edges, edge_ends, feeding, receivers
 
 
 def head_patching(model, data) -> dict[str, float]:
@@ -90,8 +88,9 @@ def acdc(patcher: ReferencePatcher, tau: float) -> set[str]:
 
 
 def main() -> int:
-    import circuitlang.zoo as zoo
-    from circuitlang.tasks import GENERATORS
+    import circuitlang.eval.zoo as zoo
+    from circuitlang.eval.loading import zoo_model
+    from circuitlang.eval.tasks.registry import GENERATORS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="induction-trained")
@@ -101,8 +100,9 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     entry = zoo.ZOO[args.model]
-    model = zoo.build(args.model)
-    data = GENERATORS[entry.task](model, n=args.n, seed=args.seed, **entry.task_kwargs)
+    backend = zoo_model(args.model)
+    model = backend.model  # the HookedTransformer the reference patcher hooks
+    data = GENERATORS[entry.task](backend, n=args.n, seed=args.seed, **entry.task_kwargs)
     print(f"zoo:{args.model} on {entry.task}({entry.task_kwargs}, n={args.n}, seed={args.seed})")
 
     print("\n1. head patching (resample): share of the logit difference lost")

@@ -5,7 +5,7 @@ the planted circuits. By hand: `.venv/bin/python scripts/sweep_zoo_gap.py [GAP .
 For each gap, zoo model and ablation: the planted circuit's faithfulness and, for exact
 patching, EAP and EAP-IG, the precision of the top-|C| edges against the planted
 circuit (as tests/test_discovery.py, 48 examples, seed 1). The zoo uses 6 nats
-(circuitlang/zoo/induction.py, mlp_planted.py); this is the measurement behind that.
+(circuitlang/eval/zoo/induction.py, mlp_planted.py); this is the measurement behind that.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 CASES = [  # (model, ablation, ground-truth circuit, generator, stdlib file)
     ("induction-2l", "zero", "induction", "induction", "stdlib/zoo/induction.circ"),
@@ -28,21 +27,23 @@ def main(gaps: list[float]) -> None:
     import torch
 
     import circuitlang as cl
-    from circuitlang.backend import LoadedModel
-    from circuitlang.check import TaskSpec
-    from circuitlang.discovery import eap_ig_scores, eap_scores, exact_scores, top_edges
-    from circuitlang.evaluation import Evaluator, Session, task_data
-    from circuitlang.models import KNOWN_SHAPES
-    from circuitlang.zoo import induction, mlp_planted
+    from circuitlang.discovery.methods.eap import eap_scores
+    from circuitlang.discovery.methods.eap_ig import eap_ig_scores
+    from circuitlang.discovery.methods.exact import exact_scores
+    from circuitlang.discovery.select import top_edges
+    from circuitlang.eval.evaluator import Evaluator
+    from circuitlang.eval.loading import zoo_model
+    from circuitlang.eval.session import Session
+    from circuitlang.eval.tasks.registry import task_data
+    from circuitlang.lang.check import TaskSpec
 
     torch.set_num_threads(1)
-    builders = {"induction-2l": induction.build, "mlp-planted": mlp_planted.build}
     methods = {"exact": exact_scores, "eap": eap_scores, "eap-ig": eap_ig_scores}
     print("| gap | model, ablation | f(planted) | " + " | ".join(methods) + " |")
     print("|---|---|---|" + "---|" * len(methods))
     for gap in gaps:
         for name, ablation, circuit, generator, path in CASES:
-            loaded = LoadedModel(builders[name](score_gap=gap), f"zoo:{name}", KNOWN_SHAPES[f"zoo:{name}"])
+            loaded = zoo_model(name, score_gap=gap)
             data = task_data(TaskSpec("t", (generator, {"n": 48, "seed": 1})), loaded)
             evaluator = Evaluator(Session(loaded, data, ablation))
             truth = cl.load(ROOT / path).circuits[circuit]

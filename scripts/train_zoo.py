@@ -86,7 +86,7 @@ def train(log: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
 def main() -> int:
     from safetensors.torch import load_file, save_file
 
-    from circuitlang.zoo.trained import paths
+    from circuitlang.eval.zoo.trained import paths
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="retrain and compare with the shipped weights")

@@ -1,4 +1,5 @@
-"""Small random TransformerLens models covering the architectures the engines support."""
+"""Small random TransformerLens models covering the architectures the engines support,
+as backends (TransformerLens 3.x `HookedTransformer`s behind the backend protocol)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import warnings
 
 import torch
 
-from circuitlang.backend import shape_of
-from circuitlang.graph import CircuitGraph
-from circuitlang.models import ModelShape
+from circuitlang.core.graph import CircuitGraph
+from circuitlang.core.shapes import ModelShape, all_edges
+from circuitlang.eval.backends.transformer_lens import TransformerLensBackend, shape_of
 
 ARCHITECTURES = {
     "ln-mlp": dict(normalization_type="LN", attn_only=False),
@@ -19,9 +20,10 @@ ARCHITECTURES = {
 }
 
 
-def tiny_model(architecture: str, dtype: torch.dtype = torch.float64, seed: int = 0, config: dict | None = None):
+def tiny_model(architecture: str, dtype: torch.dtype = torch.float64, seed: int = 0,
+               config: dict | None = None) -> tuple[TransformerLensBackend, ModelShape]:
     """A 3-layer random model of `architecture` (a key of ARCHITECTURES, or any name with
-    its `config`), random biases included."""
+    its `config`), random biases included, and its shape."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from transformer_lens import HookedTransformer, HookedTransformerConfig
@@ -37,10 +39,8 @@ def tiny_model(architecture: str, dtype: torch.dtype = torch.float64, seed: int 
         for name, param in model.named_parameters():
             if name.split(".")[-1].startswith("b"):
                 param.copy_(torch.randn(param.shape, generator=generator, dtype=param.dtype) * 0.1)
-    return model, shape_of(model, architecture)
-
-
-from circuitlang.models import all_edges  # noqa: E402,F401 - re-exported for the tests
+    shape = shape_of(model, architecture)
+    return TransformerLensBackend(model, architecture, shape), shape
 
 
 def full_circuit(shape: ModelShape) -> CircuitGraph:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from circuitlang.tasks import TaskData
+from circuitlang.eval.tasks.base import TaskData
 
 
 def senders(cfg) -> list[tuple[str, int]]:

@@ -30,8 +30,8 @@ import math
 
 from hypothesis import strategies as st
 
-from circuitlang import syntax as S
-from circuitlang.fmt import _import_text
+from circuitlang.lang import syntax as S
+from circuitlang.lang.fmt import _import_text
 
 KEYWORDS = frozenset({"model", "import", "as", "group", "circuit", "include", "task", "check", "on", "with",
                       "expect"})

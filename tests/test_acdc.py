@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 
 import circuitlang as cl
-from circuitlang.backend import load_model
-from circuitlang.check import TaskSpec
-from circuitlang.discovery.acdc import acdc, acdc_sequential
-from circuitlang.evaluation import Evaluator, Session, task_data
-from circuitlang.graph import CircuitGraph
-from circuitlang.models import all_edges
+from circuitlang.core.graph import CircuitGraph
+from circuitlang.core.shapes import all_edges
+from circuitlang.discovery.methods.acdc import acdc, acdc_sequential
+from circuitlang.eval.evaluator import Evaluator
+from circuitlang.eval.loading import load_model
+from circuitlang.eval.session import Session
+from circuitlang.eval.tasks.registry import task_data
+from circuitlang.lang.check import TaskSpec
 
 STDLIB = Path(__file__).resolve().parent.parent / "stdlib" / "zoo"
 CASES = [

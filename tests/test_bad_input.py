@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from circuitlang.api import compile_file, compile_text
-from circuitlang.diagnostics import CODES, Diagnostic
-from circuitlang.fmt import format_module
-from circuitlang.parse import MAX_FILE_BYTES, MAX_NESTING, parse_text
+from circuitlang.core.diagnostics import CODES, Diagnostic
+from circuitlang.lang.fmt import format_module
+from circuitlang.lang.parse import MAX_FILE_BYTES, MAX_NESTING, parse_text
+from circuitlang.lang.pipeline import compile_file, compile_text
 from tests.conftest import ROOT
 
 
@@ -112,7 +112,7 @@ def test_file_exactly_at_the_limit_is_read(tmp_path: Path) -> None:
 @pytest.mark.skipif(not Path("/dev/zero").exists() or sys.platform != "linux", reason="needs /dev/zero")
 def test_endless_device_is_refused_not_read_forever() -> None:
     script = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30));"
-              "from circuitlang.api import compile_file;"
+              "from circuitlang.lang.pipeline import compile_file;"
               "print(*[d.code for d in compile_file('/dev/zero').diagnostics])")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-300:]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import circuitlang as cl
-from circuitlang.graph import Node
+from circuitlang.core.graph import Node
 
 BASE = """model gpt2
 group movers = L9.H9, L9.H6

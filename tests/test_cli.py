@@ -102,7 +102,7 @@ def test_every_command_has_help_with_an_example() -> None:
 
 def _crash(*flags: str) -> subprocess.CompletedProcess:
     """Run `circ check` with the compiler replaced by one that raises."""
-    program = ("import sys; from circuitlang.cli import main; import circuitlang.api as api\n"
+    program = ("import sys; from circuitlang.cli import main; import circuitlang.lang.pipeline as api\n"
                "def boom(*a, **k): raise RuntimeError('boom')\n"
                "api.compile_file = boom\n"
                f"sys.argv = ['circ', *{list(flags)!r}, 'check', '--static', 'examples']; main()")

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 import circuitlang as cl
 from circuitlang.cli import cli
-from circuitlang.diff import diff_graphs
+from circuitlang.present.diff import diff_graphs
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,19 +1,20 @@
-"""Tests for circuitlang.diff: set differences in a stable order, text and JSON output, pairing."""
+"""Tests for circuitlang.present.diff: set differences in a stable order, text and JSON output, pairing."""
 
 from __future__ import annotations
 
 import json
 
 import circuitlang
-from circuitlang.diff import CircuitDiff, diff_graphs, pair_circuits
-from circuitlang.graph import EMBED, LOGITS, CircuitGraph, Edge, Node
+from circuitlang.core.graph import EMBED, LOGITS, CircuitGraph, Edge, Node
+from circuitlang.core.positions import Position
+from circuitlang.present.diff import CircuitDiff, diff_graphs, pair_circuits
 
 H96, H99, H100, M8 = Node.attn(9, 6), Node.attn(9, 9), Node.attn(10, 0), Node.mlp(8)
 A = CircuitGraph.from_edges([
-    Edge(EMBED, M8), Edge(M8, H96, "q", "END"), Edge(M8, H96, "k"), Edge(H96, LOGITS), Edge(M8, LOGITS),
+    Edge(EMBED, M8), Edge(M8, H96, "q", Position("END")), Edge(M8, H96, "k"), Edge(H96, LOGITS), Edge(M8, LOGITS),
 ])
 B = CircuitGraph.from_edges([
-    Edge(EMBED, M8), Edge(M8, H96, "q"), Edge(M8, H99, "q", "END"), Edge(H99, LOGITS), Edge(H100, LOGITS),
+    Edge(EMBED, M8), Edge(M8, H96, "q"), Edge(M8, H99, "q", Position("END")), Edge(H99, LOGITS), Edge(H100, LOGITS),
     Edge(M8, LOGITS),
 ])
 
@@ -30,8 +31,8 @@ def test_counts_and_contents_on_a_hand_made_example():
     d = diff_graphs(A, B, "a.circ:ioi", "b.circ:ioi")
     assert d.nodes_added == (H99, H100)
     assert d.nodes_removed == ()
-    assert set(d.edges_removed) == {Edge(M8, H96, "q", "END"), Edge(M8, H96, "k"), Edge(H96, LOGITS)}
-    assert set(d.edges_added) == {Edge(M8, H96, "q"), Edge(M8, H99, "q", "END"), Edge(H99, LOGITS),
+    assert set(d.edges_removed) == {Edge(M8, H96, "q", Position("END")), Edge(M8, H96, "k"), Edge(H96, LOGITS)}
+    assert set(d.edges_added) == {Edge(M8, H96, "q"), Edge(M8, H99, "q", Position("END")), Edge(H99, LOGITS),
                                   Edge(H100, LOGITS)}
     assert d.summary() == "2 nodes added, 0 removed; 4 edges added, 3 removed"
 

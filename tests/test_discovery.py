@@ -31,16 +31,30 @@ import torch
 pytest.importorskip("transformer_lens")
 
 import circuitlang as cl  # noqa: E402
-from circuitlang.backend import load_model  # noqa: E402
-from circuitlang.check import TaskSpec  # noqa: E402
-from circuitlang.discovery import (FRACTIONS, area_under, by_threshold, cpr_cmd, eap_ig_scores,  # noqa: E402
-                                   eap_scores, exact_scores, model_edges, ranking, smallest_reaching,
-                                   spearman, top_edges)
-from circuitlang.discovery.select import edge_counts  # noqa: E402
-from circuitlang.evaluation import Evaluator, Session, task_data  # noqa: E402
-from circuitlang.graph import LOGITS, CircuitGraph, Edge, Node  # noqa: E402
-from circuitlang.runner import RunOptions, run_checks  # noqa: E402
-from circuitlang.write import graph_to_circ  # noqa: E402
+from circuitlang.core.graph import LOGITS, CircuitGraph, Edge, Node  # noqa: E402
+from circuitlang.core.positions import Position
+from circuitlang.core.shapes import all_edges  # noqa: E402
+from circuitlang.discovery.edge_scores import spearman  # noqa: E402
+from circuitlang.discovery.methods.eap import eap_scores  # noqa: E402
+from circuitlang.discovery.methods.eap_ig import eap_ig_scores  # noqa: E402
+from circuitlang.discovery.methods.exact import exact_scores  # noqa: E402
+from circuitlang.discovery.select import (  # noqa: E402
+    FRACTIONS,
+    area_under,
+    by_threshold,
+    cpr_cmd,
+    edge_counts,  # noqa: E402
+    ranking,
+    smallest_reaching,
+    top_edges,
+)
+from circuitlang.eval.evaluator import Evaluator
+from circuitlang.eval.loading import load_model  # noqa: E402
+from circuitlang.eval.runner import RunOptions, run_checks  # noqa: E402
+from circuitlang.eval.session import Session
+from circuitlang.eval.tasks.registry import task_data  # noqa: E402
+from circuitlang.lang.check import TaskSpec  # noqa: E402
+from circuitlang.lang.write import graph_to_circ  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {
@@ -88,7 +102,7 @@ CASES = [  # (model, ablation, its ground-truth circuit in the stdlib file)
 def test_top_edges_are_the_ground_truth(name: str, ablation: str, circuit: str, method: str) -> None:
     truth = _truth(name, circuit)
     scores = _scores(name, ablation, method)
-    assert set(scores) == set(model_edges(_model(name)[0].shape))
+    assert set(scores) == set(all_edges(_model(name)[0].shape))
     found = top_edges(scores, len(truth))
     precision = len(found.edges & truth) / len(found.edges)
     recall = len(found.edges & truth) / len(truth)
@@ -122,11 +136,9 @@ def test_gradients_miss_edges_into_saturated_attention() -> None:
     20-nat gap (one-hot attention) EAP ranks the previous-token head's query and key
     edges below distractor edges (measured: 2 of 7 found), while exact patching still
     finds all 7."""
-    from circuitlang.backend import LoadedModel
-    from circuitlang.models import KNOWN_SHAPES
-    from circuitlang.zoo import induction
+    from circuitlang.eval.loading import zoo_model
 
-    loaded = LoadedModel(induction.build(score_gap=20.0), "zoo:induction-2l", KNOWN_SHAPES["zoo:induction-2l"])
+    loaded = zoo_model("induction-2l", score_gap=20.0)
     data = task_data(TaskSpec("t", ("induction", {"n": 48, "seed": 1})), loaded)
     evaluator = Evaluator(Session(loaded, data, "zero"))
     truth = _truth("induction-2l", "induction")
@@ -167,7 +179,7 @@ def test_positional_edges_sum_to_the_unpositioned_edge() -> None:
     session = evaluator.session
     length = session.data.clean.shape[1]
     edge = Edge(cl.EMBED, Node.attn(1, 1), "v")
-    split = [edge._replace(position=str(p)) for p in range(length)]
+    split = [edge._replace(position=Position(p)) for p in range(length)]
     for method in (eap_scores, eap_ig_scores):
         scores = method(session, [edge, *split], evaluator=evaluator)
         assert sum(scores[e] for e in split) == pytest.approx(scores[edge], abs=1e-5)
@@ -189,7 +201,7 @@ def test_smallest_reaching_finds_the_planted_size() -> None:
     assert circuit is not None and circuit.edges == _truth("mlp-planted", "planted")
     points = dict(curve.points)
     assert points[5] < 0.95 <= points[6]
-    assert points[len(model_edges(evaluator.session.loaded.shape))] == pytest.approx(1.0, abs=1e-4)
+    assert points[len(all_edges(evaluator.session.backend.shape))] == pytest.approx(1.0, abs=1e-4)
     # also through a Session, and an unreachable target
     none, curve = smallest_reaching(evaluator.session, {e: 1.0 for e in circuit.edges}, 2.0)
     assert none is None and [k for k, _ in curve.points] == [1, 2, 4, 6]
@@ -270,7 +282,7 @@ def test_exact_scores_of_a_subset_match_the_evaluator() -> None:
     evaluator = _evaluator("induction-2l", "resample")
     truth = sorted(_truth("induction-2l", "induction"), key=Edge.sort_key)
     subset = exact_scores(evaluator.session, truth[:2], evaluator=evaluator)
-    full = CircuitGraph.from_edges(model_edges(evaluator.session.loaded.shape))
+    full = CircuitGraph.from_edges(all_edges(evaluator.session.backend.shape))
     f = evaluator.faithfulness([full, full - CircuitGraph.from_edges([truth[0]])]).tolist()
     assert subset[truth[0]] == pytest.approx(f[0] - f[1], abs=1e-6)
     assert subset[truth[0]] == pytest.approx(_scores("induction-2l", "resample", "exact")[truth[0]], abs=1e-6)
@@ -283,17 +295,17 @@ def test_eap_is_the_derivative_of_exact_patching(architecture: str) -> None:
     """With ablation values a small step away from the clean outputs (abl_S = out_S +
     eps * noise), cutting one edge changes the metric by -eps noise . grad + O(eps^2): the
     exact score of every edge, q/k/v, MLP and logits inputs alike, must equal EAP's."""
-    from circuitlang.backend import LoadedModel, SenderCache, cache_senders
-    from circuitlang.tasks import TaskData
+    from circuitlang.eval.senders import SenderCache, cache_senders
+    from circuitlang.eval.tasks.base import TaskData
     from tests.engine_models import tiny_model
 
-    model, shape = tiny_model(architecture)
+    model, _ = tiny_model(architecture)
     generator = torch.Generator().manual_seed(0)
     n, length = 4, 8
-    clean = torch.randint(0, model.cfg.d_vocab, (n, length), generator=generator)
-    data = TaskData(clean, clean.clone(), torch.randint(0, model.cfg.d_vocab, (n,), generator=generator),
-                    torch.randint(0, model.cfg.d_vocab, (n,), generator=generator))
-    session = Session(LoadedModel(model, architecture, shape), data, "zero", engine="fast")
+    clean = torch.randint(0, model.d_vocab, (n, length), generator=generator)
+    data = TaskData(clean, clean.clone(), torch.randint(0, model.d_vocab, (n,), generator=generator),
+                    torch.randint(0, model.d_vocab, (n,), generator=generator))
+    session = Session(model, data, "zero", engine="fast")
     eps = 1e-4
     for i, (part, tokens, _, named) in enumerate(session._batches):
         cache = cache_senders(model, tokens)
@@ -312,7 +324,7 @@ def test_eap_is_the_derivative_of_exact_patching(architecture: str) -> None:
 def test_exact_scores_reject_positional_and_foreign_edges() -> None:
     evaluator = _evaluator("induction-2l", "zero")
     with pytest.raises(ValueError, match="not an edge"):
-        exact_scores(evaluator.session, [Edge(cl.EMBED, Node.attn(1, 1), "v", "END")], evaluator=evaluator)
+        exact_scores(evaluator.session, [Edge(cl.EMBED, Node.attn(1, 1), "v", Position("END"))], evaluator=evaluator)
     with pytest.raises(ValueError, match="not an edge"):
         exact_scores(evaluator.session, [Edge(Node.attn(1, 1), Node.attn(0, 1), "q")], evaluator=evaluator)
 

@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 
 import circuitlang as cl
-from circuitlang import parse, source
-from circuitlang.check import ABLATIONS, CHECK_OPTIONS, EXPECTATIONS, METRICS, TASK_SETTINGS
-from circuitlang.diagnostics import CODES, Diagnostic
-from circuitlang.models import KNOWN_SHAPES
-from circuitlang.report import to_json
-from circuitlang.syntax import Span
+from circuitlang.core.diagnostics import CODES, Diagnostic
+from circuitlang.core.models import KNOWN_SHAPES
+from circuitlang.core.spans import Span
+from circuitlang.lang import parse, source
+from circuitlang.lang.check import ABLATIONS, CHECK_OPTIONS, EXPECTATIONS, METRICS, TASK_SETTINGS
+from circuitlang.present.diagnostic_text import to_json
 
 ROOT = Path(__file__).resolve().parent.parent
 LANGUAGE = ROOT / "docs" / "language.md"

@@ -86,7 +86,7 @@ def _worked_example() -> str:
 
 @pytest.fixture(scope="module")
 def worked():
-    from circuitlang.runner import RunOptions, run_checks
+    from circuitlang.eval.runner import RunOptions, run_checks
 
     compiled = _compile(_worked_example(), "induction_check.circ")
     assert compiled.ok
@@ -96,8 +96,8 @@ def worked():
 
 
 def test_json_fields_match_the_report(worked) -> None:
-    from circuitlang.eval_report import checks_json
-    from circuitlang.runner import Problem
+    from circuitlang.eval.report import checks_json
+    from circuitlang.eval.runner import Problem
 
     produced = {**checks_json("induction_check.circ", worked.checks), "problems": []}
     real = _paths(produced) | {f"problems[].{f.name}" for f in dataclasses.fields(Problem)}
@@ -125,9 +125,8 @@ def _documented_generators() -> dict[str, list[str]]:
 
 
 def test_documented_generators_exist_with_their_arguments() -> None:
-    from circuitlang.tasks import registered_generators
+    from circuitlang.eval.tasks.registry import GENERATORS
 
-    GENERATORS = registered_generators()
     documented = _documented_generators()
     assert documented, "no generator table"
     for name, args in documented.items():
@@ -152,8 +151,9 @@ def test_documented_cli_options_exist() -> None:
 
 
 def test_documented_python_api_exists() -> None:
-    from circuitlang.evaluation import Session, evaluate
-    from circuitlang.runner import RunOptions
+    from circuitlang.eval.evaluator import evaluate
+    from circuitlang.eval.runner import RunOptions
+    from circuitlang.eval.session import Session
 
     assert callable(cl.load) and callable(cl.check_file) and callable(cl.load_model)
     assert {"ablation", "metric", "epsilon", "completeness_samples", "batch_size", "seed"} <= \

@@ -1,4 +1,4 @@
-"""The engines against the invariants of DESIGN.md section 4 and against each other.
+"""The engines against the invariants of edge patching (docs/evaluation.md) and against each other.
 
 - all edges reproduce the clean model; no edges under resample reproduce the corrupted one;
 - a node-level circuit equals activation patching of its complement's outputs;
@@ -14,12 +14,14 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from circuitlang.backend import SenderCache, cache_senders
-from circuitlang.engine_fast import FastEngine
-from circuitlang.engine_reference import run_reference
-from circuitlang.evaluation import knockout_logits
-from circuitlang.graph import EMBED, CircuitGraph, Edge
-from tests.engine_models import ARCHITECTURES, all_edges, full_circuit, tiny_model
+from circuitlang.core.graph import EMBED, CircuitGraph, Edge
+from circuitlang.core.positions import Position
+from circuitlang.core.shapes import all_edges
+from circuitlang.eval.engines.fast import FastEngine
+from circuitlang.eval.engines.reference import run_reference
+from circuitlang.eval.senders import SenderCache, cache_senders
+from circuitlang.eval.session import knockout_logits
+from tests.engine_models import ARCHITECTURES, full_circuit, tiny_model
 
 B, P = 3, 7
 
@@ -43,7 +45,7 @@ def ablations(model, clean, corrupt) -> dict[str, SenderCache]:
 
 def model_logits(model, tokens, named):
     with torch.no_grad():
-        return model(tokens)[torch.arange(tokens.shape[0]), named["END"]]
+        return model.logits(tokens)[torch.arange(tokens.shape[0]), named["END"]]
 
 
 def test_all_edges_reproduce_the_clean_model(setup) -> None:
@@ -51,8 +53,8 @@ def test_all_edges_reproduce_the_clean_model(setup) -> None:
     ablated = cache_senders(model, corrupt).outputs
     expected = model_logits(model, clean, named)
     full = full_circuit(shape)
-    for logits in (FastEngine(model, shape).run(clean, ablated, [full], named)[0],
-                   run_reference(model, shape, clean, ablated, [full], named)[0]):
+    for logits in (FastEngine(model).run(clean, ablated, [full], named)[0],
+                   run_reference(model, clean, ablated, [full], named)[0]):
         torch.testing.assert_close(logits, expected, atol=1e-9, rtol=1e-9)
 
 
@@ -60,7 +62,7 @@ def test_all_edges_reproduce_the_clean_model_in_float32() -> None:
     model, shape = tiny_model("ln-mlp", dtype=torch.float32)
     clean, corrupt = torch.randint(0, 23, (B, P)), torch.randint(0, 23, (B, P))
     named = {"END": torch.full((B,), P - 1)}
-    logits = FastEngine(model, shape).run(clean, cache_senders(model, corrupt).outputs, [full_circuit(shape)], named)
+    logits = FastEngine(model).run(clean, cache_senders(model, corrupt).outputs, [full_circuit(shape)], named)
     torch.testing.assert_close(logits[0], model_logits(model, clean, named), atol=1e-5, rtol=0)
 
 
@@ -69,8 +71,8 @@ def test_no_edges_under_resample_reproduce_the_corrupted_model(setup) -> None:
     ablated = cache_senders(model, corrupt).outputs
     expected = model_logits(model, corrupt, named)
     empty = CircuitGraph.from_edges([])
-    for logits in (FastEngine(model, shape).run(clean, ablated, [empty], named)[0],
-                   run_reference(model, shape, clean, ablated, [empty], named)[0]):
+    for logits in (FastEngine(model).run(clean, ablated, [empty], named)[0],
+                   run_reference(model, clean, ablated, [empty], named)[0]):
         torch.testing.assert_close(logits, expected, atol=1e-9, rtol=1e-9)
 
 
@@ -83,14 +85,14 @@ def test_node_level_circuit_equals_patching_the_complement(setup, ablation: str)
     node_level = CircuitGraph.from_edges(
         [e for e in all_edges(shape) if e.sender in kept | {EMBED} and e.receiver in kept | {e.receiver}
          and (e.receiver.kind == "logits" or e.receiver in kept)])
-    logits = FastEngine(model, shape).run(clean, cache.outputs, [node_level], named)[0]
+    logits = FastEngine(model).run(clean, cache.outputs, [node_level], named)[0]
     patched = knockout_logits(model, clean, cache, frozenset(inner) - kept, named)
     torch.testing.assert_close(logits, patched, atol=1e-9, rtol=1e-9)
 
 
-def _random_circuit(edges: list[Edge], draw_bits: list[bool], positions: list[str | None]) -> CircuitGraph:
+def _random_circuit(edges: list[Edge], draw_bits: list[bool], positions: list[Position | None]) -> CircuitGraph:
     chosen = [e for e, keep in zip(edges, draw_bits) if keep]
-    positional = [Edge(e.sender, e.receiver, e.channel, p) for e, p in zip(edges, positions) if p]
+    positional = [Edge(e.sender, e.receiver, e.channel, p) for e, p in zip(edges, positions) if p is not None]
     return CircuitGraph.from_edges(chosen + positional)
 
 
@@ -100,15 +102,15 @@ def test_fast_engine_equals_reference(setup, data) -> None:
     model, shape, clean, corrupt, named = setup
     edges = all_edges(shape)
     bits = data.draw(st.lists(st.booleans(), min_size=len(edges), max_size=len(edges)))
-    spots = data.draw(st.lists(st.sampled_from([None, None, None, "END", "S1", "S1+1", "0", "-2"]),
+    spots = data.draw(st.lists(st.sampled_from([None, None, None, *map(Position.parse, ["END", "S1", "S1+1", "0", "-2"])]),
                                min_size=len(edges), max_size=len(edges)))
     circuit = _random_circuit(edges, bits, spots)
     removed = data.draw(st.lists(st.sampled_from(circuit.sorted_edges() or [Edge(EMBED, EMBED)]), max_size=4))
     variants = [circuit] + [circuit - CircuitGraph.from_edges([e]) for e in removed]
     ablation = data.draw(st.sampled_from(["resample", "mean", "zero"]))
     ablated = ablations(model, clean, corrupt)[ablation].outputs
-    fast = FastEngine(model, shape).run(clean, ablated, variants, named)
-    reference = run_reference(model, shape, clean, ablated, variants, named)
+    fast = FastEngine(model).run(clean, ablated, variants, named)
+    reference = run_reference(model, clean, ablated, variants, named)
     torch.testing.assert_close(fast, reference, atol=1e-8, rtol=1e-8)
 
 
@@ -118,10 +120,10 @@ def test_batched_variants_equal_single_runs(setup) -> None:
     edges = all_edges(shape)
     circuit = CircuitGraph.from_edges(edges[::3])
     variants = [circuit] + [circuit - CircuitGraph.from_edges([e]) for e in circuit.sorted_edges()[:8]]
-    engine = FastEngine(model, shape)
+    engine = FastEngine(model)
     batched = engine.run(clean, ablated, variants, named)
     singles = torch.stack([engine.run(clean, ablated, [v], named)[0] for v in variants])
     torch.testing.assert_close(batched, singles, atol=1e-10, rtol=1e-10)
-    reference = run_reference(model, shape, clean, ablated, variants, named)
-    reference_singles = torch.stack([run_reference(model, shape, clean, ablated, [v], named)[0] for v in variants])
+    reference = run_reference(model, clean, ablated, variants, named)
+    reference_singles = torch.stack([run_reference(model, clean, ablated, [v], named)[0] for v in variants])
     torch.testing.assert_close(reference, reference_singles, atol=1e-10, rtol=1e-10)

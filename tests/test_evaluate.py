@@ -10,11 +10,15 @@ import pytest
 import torch
 
 import circuitlang as cl
-from circuitlang.backend import ModelLoadError, load_model
-from circuitlang.check import TaskSpec
-from circuitlang.evaluation import EvaluationError, Evaluator, Session, task_data
-from circuitlang.graph import CircuitGraph, Edge, Node
-from circuitlang.tasks import TaskData, TaskError, load_jsonl
+from circuitlang.core.graph import CircuitGraph, Edge, Node
+from circuitlang.eval.backends.base import ModelLoadError
+from circuitlang.eval.evaluator import Evaluator
+from circuitlang.eval.loading import load_model
+from circuitlang.eval.session import EvaluationError, Session
+from circuitlang.eval.tasks.base import TaskData, TaskError
+from circuitlang.eval.tasks.jsonl import load_jsonl
+from circuitlang.eval.tasks.registry import task_data
+from circuitlang.lang.check import TaskSpec
 
 POSITION_ONLY = {"embed -> L0.H2.q", "embed -> L0.H2.k"}
 
@@ -158,7 +162,7 @@ def test_eval_writes_json_and_markdown(tmp_path: Path) -> None:
 
 def test_out_of_memory_splits_the_variants_with_a_note(induction, monkeypatch) -> None:
     loaded, circuit, data = induction
-    from circuitlang.engine_fast import FastEngine
+    from circuitlang.eval.engines.fast import FastEngine
 
     real = FastEngine.run
 
@@ -177,8 +181,8 @@ def test_out_of_memory_splits_the_variants_with_a_note(induction, monkeypatch) -
 
 
 def test_shape_mismatch_between_table_and_model_is_reported(induction, monkeypatch, tmp_path: Path) -> None:
-    from circuitlang import models
-    from circuitlang.runner import RunOptions, run_checks
+    from circuitlang.core import models
+    from circuitlang.eval.runner import RunOptions, run_checks
 
     wrong = models.ModelShape("zoo:induction-2l", 3, 4, 128, attn_only=True)
     monkeypatch.setitem(models.KNOWN_SHAPES, "zoo:induction-2l", wrong)
@@ -192,13 +196,13 @@ def test_shape_mismatch_between_table_and_model_is_reported(induction, monkeypat
 
 def test_fast_engine_that_cannot_reproduce_the_model_is_replaced(induction, monkeypatch) -> None:
     loaded, circuit, data = induction
-    from circuitlang.engine_fast import FastEngine
+    from circuitlang.eval.engines.fast import FastEngine
 
     honest = Evaluator(Session(loaded, data, "zero")).report(circuit, minimality=False).faithfulness
     monkeypatch.setattr(FastEngine, "run", lambda self, clean, ablated, variants, named:
                         torch.zeros(len(variants), clean.shape[0], loaded.model.cfg.d_vocab))
     session = Session(loaded, data, "zero")
-    assert session._fast is None
+    assert session.engine_name == "reference"
     assert any("does not reproduce this model" in note for note in session.notes)
     assert Evaluator(session).report(circuit, minimality=False).faithfulness == pytest.approx(honest, abs=1e-4)
 
@@ -206,14 +210,17 @@ def test_fast_engine_that_cannot_reproduce_the_model_is_replaced(induction, monk
 @pytest.mark.parametrize("flag", [dict(use_local_attn=True), dict(output_logits_soft_cap=30.0),
                                   dict(use_normalization_before_and_after=True)])
 def test_unsupported_architectures_are_refused_by_the_fast_engine(flag) -> None:
-    from types import SimpleNamespace
+    from circuitlang.eval.backends.base import Unsupported
+    from circuitlang.eval.engines.fast import FastEngine
+    from tests.engine_models import tiny_model
 
-    from circuitlang.engine_fast import Unsupported, check_supported
-
-    model, _ = __import__("tests.engine_models", fromlist=["tiny_model"]).tiny_model("ln-mlp")
-    cfg = SimpleNamespace(**{**vars(model.cfg), **flag})
+    backend, _ = tiny_model("ln-mlp")
+    FastEngine(backend)  # supported as built
+    for key, value in flag.items():
+        setattr(backend.model.cfg, key, value)
+    assert backend.unsupported()
     with pytest.raises(Unsupported):
-        check_supported(SimpleNamespace(cfg=cfg))
+        FastEngine(backend)
 
 
 def test_seed_override_reaches_generator_calls_that_name_a_seed(induction) -> None:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from circuitlang import syntax as S
-from circuitlang.fmt import WIDTH, format_expr, format_module, format_string
-from circuitlang.parse import parse_file, parse_text
+from circuitlang.lang import syntax as S
+from circuitlang.lang.fmt import WIDTH, format_expr, format_module, format_string
+from circuitlang.lang.parse import parse_file, parse_text
 from tests.conftest import FIXTURES, ROOT, assert_golden
 from tests.strategies import sort_import_runs
 

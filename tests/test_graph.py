@@ -6,9 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import circuitlang as cl
-from circuitlang.graph import EMBED, LOGITS, CircuitGraph, Edge, Node
-from circuitlang.models import KNOWN_SHAPES, feeds
-from circuitlang.write import graph_to_circ
+from circuitlang.core.graph import EMBED, LOGITS, CircuitGraph, Edge, Node
+from circuitlang.core.models import KNOWN_SHAPES
+from circuitlang.core.positions import Position
+from circuitlang.core.shapes import feeds
+from circuitlang.lang.write import graph_to_circ
 
 SHAPE = KNOWN_SHAPES["attn-only-2l"]
 NODES = SHAPE.all_nodes()
@@ -17,7 +19,7 @@ ALL_EDGES = [
     for r in NODES if r.is_receiver
     for s in NODES if s.is_sender and feeds(s, r, SHAPE)
     for ch in (("q", "k", "v") if r.is_head else (None,))
-    for pos in (None, "END")
+    for pos in (None, Position("END"))
 ]
 
 circuits = st.builds(

@@ -14,13 +14,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import circuitlang as cl
-from circuitlang.diagnostics import CircuitError
-from circuitlang.graph import EMBED, LOGITS, CircuitGraph, Edge, Node
-from circuitlang.interop import (MAX_PER_CODE, check_exportable, dumps, edge_name, graph_from_mib, graph_to_mib,
-                                 load_mib, model_edges, parse_edge_name, read_mib)
-from circuitlang.models import KNOWN_SHAPES
-from circuitlang.syntax import Span
-from circuitlang.write import graph_to_circ
+from circuitlang.core.diagnostics import CircuitError
+from circuitlang.core.graph import EMBED, LOGITS, CircuitGraph, Edge, Node
+from circuitlang.core.models import KNOWN_SHAPES
+from circuitlang.core.positions import Position
+from circuitlang.core.shapes import all_edges
+from circuitlang.core.spans import Span
+from circuitlang.lang.write import graph_to_circ
+from circuitlang.present.interop.names import edge_name, parse_edge_name
+from circuitlang.present.interop.read import MAX_PER_CODE, graph_from_mib, load_mib, read_mib
+from circuitlang.present.interop.write import check_exportable, graph_json_text, graph_to_mib
 from tests.conftest import FIXTURES, ROOT
 
 INTEROP = FIXTURES / "interop"
@@ -37,7 +40,7 @@ def _where(diagnostics, code: str) -> list[tuple[int, int]]:
 
 
 def _roundtrip(graph: CircuitGraph, shape=PLANTED) -> CircuitGraph:
-    data = json.loads(dumps(graph_to_mib(graph, shape)))
+    data = json.loads(graph_json_text(graph_to_mib(graph, shape)))
     back, diagnostics = graph_from_mib(data, source="g.json", model=shape.name, name=graph.name or "c")
     assert diagnostics == [] and back is not None
     return back
@@ -48,11 +51,11 @@ def _roundtrip(graph: CircuitGraph, shape=PLANTED) -> CircuitGraph:
 
 def test_model_edges_match_eap_ig_counts() -> None:
     # EAP-IG builds n_layers * (3 * n_heads + 1) + 1 receivers; GPT-2 small has 32,491 edges.
-    assert len(model_edges(GPT2)) == 32491
-    names = {edge_name(e) for e in model_edges(PLANTED)}
+    assert len(all_edges(GPT2)) == 32491
+    names = {edge_name(e) for e in all_edges(PLANTED)}
     assert "a0.h1->m0" in names and "a0.h1->a1.h0<q>" in names and "input->logits" in names
     assert "a1.h0->m0" not in names
-    parallel = {edge_name(e) for e in model_edges(KNOWN_SHAPES["pythia-70m"])}
+    parallel = {edge_name(e) for e in all_edges(KNOWN_SHAPES["pythia-70m"])}
     assert "a0.h0->m0" not in parallel and "a0.h0->m1" in parallel
 
 
@@ -78,7 +81,7 @@ def test_export_then_import_gives_the_same_graph_and_scores() -> None:
     data = graph_to_mib(graph, PLANTED)
     assert data["cfg"] == {"n_layers": 2, "n_heads": 2, "parallel_attn_mlp": False, "d_model": 32,
                            "model_name": "zoo:mlp-planted"}
-    assert len(data["edges"]) == len(model_edges(PLANTED))
+    assert len(data["edges"]) == len(all_edges(PLANTED))
     assert sum(e["in_graph"] for e in data["edges"].values()) == len(graph.edges)
     assert data["edges"]["input->a0.h1<k>"] == {"score": None, "in_graph": True}
     assert data["edges"]["a0.h0->logits"] == {"score": None, "in_graph": False}
@@ -106,8 +109,8 @@ def test_unscored_fill_value() -> None:
 
 
 def test_positions_are_an_error_unless_dropped() -> None:
-    a = Edge(Node.attn(0, 1), LOGITS, None, "END")
-    b = Edge(Node.attn(0, 1), LOGITS, None, "-2")
+    a = Edge(Node.attn(0, 1), LOGITS, None, Position("END"))
+    b = Edge(Node.attn(0, 1), LOGITS, None, Position(-2))
     graph = CircuitGraph.from_edges([a, b, Edge(EMBED, LOGITS)], model="zoo:mlp-planted", name="c",
                                     annotations={a: {"score": 1.0}, b: {"score": 0.5}})
     span = Span("c.circ", 2, 9, 2, 10)
@@ -239,7 +242,7 @@ def test_many_errors_are_capped() -> None:
 
 @st.composite
 def circuits(draw: st.DrawFn) -> CircuitGraph:
-    edges = draw(st.lists(st.sampled_from(model_edges(PLANTED)), unique=True, max_size=20))
+    edges = draw(st.lists(st.sampled_from(all_edges(PLANTED)), unique=True, max_size=20))
     scores = draw(st.lists(st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
                            min_size=len(edges), max_size=len(edges)))
     notes = {e: {"score": s} for e, s in zip(edges, scores) if s is not None}

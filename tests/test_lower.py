@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import circuitlang as cl
-from circuitlang.graph import EMBED, LOGITS, Node
+from circuitlang.core.graph import EMBED, LOGITS, Node
 from tests.conftest import FIXTURES, assert_golden
 
 LOWER = FIXTURES / "lower"

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from circuitlang import syntax as S
-from circuitlang.diagnostics import CODES, Diagnostic
-from circuitlang.parse import parse_file, parse_text
+from circuitlang.core.diagnostics import CODES, Diagnostic
+from circuitlang.lang import syntax as S
+from circuitlang.lang.parse import parse_file, parse_text
 from tests.conftest import FIXTURES, assert_golden
 
 PARSE_FIXTURES = FIXTURES / "parse"
@@ -545,7 +545,7 @@ def test_one_token_annotations_equal_the_general_form(content: str, count: int, 
     """`[k = v, ...]` on one line is lexed as one token (speed) and split by the builder;
     a newline before `]` sends the same text through the general rule. Same annotations,
     same spans."""
-    from circuitlang.parse import _Builder
+    from circuitlang.lang.parse import _Builder
 
     split = _Builder._split_annotations
     calls: list[str] = []

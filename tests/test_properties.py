@@ -24,11 +24,11 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from circuitlang import syntax as S
-from circuitlang.api import compile_text
-from circuitlang.diagnostics import CODES, Diagnostic
-from circuitlang.fmt import format_expr, format_module, format_string, format_value
-from circuitlang.parse import parse_text
+from circuitlang.core.diagnostics import CODES, Diagnostic
+from circuitlang.lang import syntax as S
+from circuitlang.lang.fmt import format_expr, format_module, format_string, format_value
+from circuitlang.lang.parse import parse_text
+from circuitlang.lang.pipeline import compile_text
 from tests.conftest import FIXTURES, ROOT
 from tests.strategies import exprs, modules, sort_import_runs, texts, values
 
@@ -188,8 +188,8 @@ def _mutate(draw: st.DrawFn, op: str, text: str) -> str:
     return text[:i]  # truncate
 
 
-def assert_well_formed(diagnostics: list[Diagnostic]) -> None:
-    assert isinstance(diagnostics, list)
+def assert_well_formed(diagnostics: "list[Diagnostic] | tuple[Diagnostic, ...]") -> None:
+    assert isinstance(diagnostics, (list, tuple))
     for d in diagnostics:
         assert isinstance(d, Diagnostic)
         assert d.code in CODES

@@ -9,11 +9,12 @@ import torch
 
 pytest.importorskip("transformer_lens")
 
-from circuitlang.backend import LoadedModel  # noqa: E402
-from circuitlang.check import TaskSpec  # noqa: E402
-from circuitlang.discovery import eap_scores  # noqa: E402
-from circuitlang.discovery.receiver_grads import norm_vjp, receiver_grads  # noqa: E402
-from circuitlang.evaluation import Evaluator, Session, task_data  # noqa: E402
+from circuitlang.discovery.methods.eap import eap_scores  # noqa: E402
+from circuitlang.discovery.receiver_grads import QKV, norm_vjp, receiver_grads  # noqa: E402
+from circuitlang.eval.evaluator import Evaluator
+from circuitlang.eval.session import Session
+from circuitlang.eval.tasks.registry import task_data  # noqa: E402
+from circuitlang.lang.check import TaskSpec  # noqa: E402
 from tests.engine_models import ARCHITECTURES, tiny_model  # noqa: E402
 
 ARCHS = {**ARCHITECTURES, "rmspre": dict(normalization_type="RMSPre", attn_only=False)}
@@ -41,14 +42,13 @@ def test_norm_vjp_equals_autograd(kind: str | None) -> None:
 
 @pytest.fixture(scope="module", params=sorted(ARCHS))
 def session(request) -> Session:
-    model, shape = tiny_model(request.param, config=ARCHS[request.param])
-    loaded = LoadedModel(model, request.param, shape)
-    data = task_data(TaskSpec("t", ("random_tokens", {"n": 6, "seq_len": 8, "seed": 3})), loaded)
-    return Session(loaded, data, "resample", batch_size=3)
+    backend, _ = tiny_model(request.param, config=ARCHS[request.param])
+    data = task_data(TaskSpec("t", ("random_tokens", {"n": 6, "seq_len": 8, "seed": 3})), backend)
+    return Session(backend, data, "resample", batch_size=3)
 
 
 def test_head_space_equals_split_inputs(session: Session) -> None:
-    model = session.loaded.model
+    model = session.backend.model
     flags = (model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in)
     for index in range(len(session.batches)):
         head, out_head = receiver_grads(session, index, lambda x: 0.7 * x, keep_senders=True, split=False)
@@ -66,13 +66,14 @@ def test_head_space_equals_split_inputs(session: Session) -> None:
 def test_some_gradient_is_not_zero(session: Session) -> None:
     """Guards the comparison above against two routes that agree on nothing."""
     grads, _ = receiver_grads(session, 0, lambda x: x)
-    assert all(g.abs().max() > 0 for (kind, _), g in grads.items() if kind == "q" or kind == "logits")
+    assert {kind for kind, _ in grads} >= {QKV, "logits"}
+    assert all(g.abs().max() > 0 for g in grads.values())
 
 
 def test_eap_scores_do_not_depend_on_the_route(session: Session, monkeypatch) -> None:
     evaluator = Evaluator(session)
     head = eap_scores(session, evaluator=evaluator)
-    monkeypatch.setattr("circuitlang.discovery.receiver_grads.head_space_supported", lambda model: False)
+    monkeypatch.setattr("circuitlang.discovery.receiver_grads.head_space_supported", lambda backend: False)
     split = eap_scores(session, evaluator=evaluator)
     assert head.keys() == split.keys()
     for edge in head:

@@ -1,4 +1,4 @@
-"""Tests for circuitlang.render: DOT text (deterministic, complete, styled) and real `dot` output."""
+"""Tests for circuitlang.present.render: DOT text (deterministic, complete, styled) and real `dot` output."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from types import MappingProxyType
 import pytest
 
 import circuitlang
-from circuitlang.graph import EMBED, LOGITS, CircuitGraph, Edge, Node
-from circuitlang.render import INSTALL_HINT, RenderError, dot_available, render_dot, to_diff_dot, to_dot
+from circuitlang.core.graph import EMBED, LOGITS, CircuitGraph, Edge, Node
+from circuitlang.core.positions import Position
+from circuitlang.present.render import INSTALL_HINT, RenderError, dot_available, render_dot, to_diff_dot, to_dot
 
 H01, H12, H13, M1 = Node.attn(0, 1), Node.attn(1, 2), Node.attn(1, 3), Node.mlp(1)
 EDGES = [
     Edge(EMBED, H01, "q"), Edge(EMBED, H01, "k"), Edge(EMBED, H01, "v"),
-    Edge(H01, H12, "k", "END"), Edge(EMBED, H12, "q"),
+    Edge(H01, H12, "k", Position("END")), Edge(EMBED, H12, "q"),
     Edge(H01, H13, "v"), Edge(H12, M1), Edge(H13, M1), Edge(M1, LOGITS), Edge(H12, LOGITS),
 ]
 needs_dot = pytest.mark.skipif(not dot_available(),
@@ -67,7 +68,8 @@ def test_edge_labels_carry_channels_and_positions():
 
 
 def test_channels_merge_only_when_positions_and_annotations_agree():
-    edges = [Edge(EMBED, H01, "q", "END"), Edge(EMBED, H01, "k", "S1"), Edge(EMBED, H01, "v", "END")]
+    edges = [Edge(EMBED, H01, "q", Position("END")), Edge(EMBED, H01, "k", Position("S1")),
+             Edge(EMBED, H01, "v", Position("END"))]
     text = to_dot(CircuitGraph.from_edges(edges))
     labels = sorted(re.search(r'label="([^"]*)"', ln).group(1) for ln in edge_lines(text, "embed", "L0.H1"))
     assert labels == ["k@S1", "q,v@END"]

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 import circuitlang
-from circuitlang.api import compile_file, compile_text
-from circuitlang.fmt import format_module
-from circuitlang.lower import groups_of
-from circuitlang.parse import parse_file
-from circuitlang.render import dot_available, to_dot
+from circuitlang.lang.fmt import format_module
+from circuitlang.lang.lower import groups_of
+from circuitlang.lang.parse import parse_file
+from circuitlang.lang.pipeline import compile_file, compile_text
+from circuitlang.present.render import dot_available, to_dot
 
 ROOT = Path(__file__).resolve().parent.parent
 STDLIB = ROOT / "stdlib"
@@ -69,7 +69,7 @@ def test_docs_stdlib_md_is_current() -> None:
 
 
 def test_docs_list_every_file_circuit_and_motif() -> None:
-    from circuitlang.library import list_stdlib
+    from circuitlang.lang.library import list_stdlib
 
     text = (ROOT / "docs" / "stdlib.md").read_text(encoding="utf-8")
     entries = list_stdlib()

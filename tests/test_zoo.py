@@ -2,25 +2,34 @@
 
 The ground-truth checks use tests/reference_patching.py, a self-contained reference
 implementation of edge patching with TransformerLens hooks and nothing from the
-evaluator (DESIGN.md section 4).
+evaluator (docs/evaluation.md, "What an edge means").
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 tl = pytest.importorskip("transformer_lens")
 
-import circuitlang.zoo as zoo  # noqa: E402
-from circuitlang.models import KNOWN_SHAPES  # noqa: E402
-from circuitlang.tasks import GENERATORS, TaskData  # noqa: E402
-from tests.reference_patching import (ReferencePatcher, all_edges, circuit_nodes, edge_ends,  # noqa: E402
-                                      logit_diff, wired_distractors)
+import circuitlang.eval.zoo as zoo  # noqa: E402
+from circuitlang.core.models import KNOWN_SHAPES  # noqa: E402
+from circuitlang.eval.backends.base import ModelLoadError  # noqa: E402
+from circuitlang.eval.loading import zoo_model  # noqa: E402
+from circuitlang.eval.tasks.base import TaskData  # noqa: E402
+from circuitlang.eval.tasks.registry import GENERATORS  # noqa: E402
+from tests.reference_patching import (  # noqa: E402
+    ReferencePatcher,
+    all_edges,
+    circuit_nodes,
+    edge_ends,
+    logit_diff,
+    wired_distractors,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 48  # examples per ground-truth check: small, the models are exact
@@ -49,13 +58,18 @@ def one_thread():
 
 
 @lru_cache(maxsize=None)
+def backend(name: str):
+    return zoo_model(name)
+
+
 def model(name: str):
-    return zoo.build(name)
+    """The zoo model's HookedTransformer, for the reference patcher."""
+    return backend(name).model
 
 
 def task(name: str, n: int = N, seed: int = 0) -> TaskData:
     entry = zoo.ZOO[name]
-    return GENERATORS[entry.task](model(name), n=n, seed=seed, **entry.task_kwargs)
+    return GENERATORS[entry.task](backend(name), n=n, seed=seed, **entry.task_kwargs)
 
 
 SMALL = ["induction-2l", "mlp-planted", "induction-trained"]
@@ -65,7 +79,7 @@ SMALL = ["induction-2l", "mlp-planted", "induction-trained"]
 
 @pytest.mark.parametrize("name", zoo.names())
 def test_builds_deterministically_with_known_shape(name):
-    a, b = zoo.build(name), zoo.build(f"zoo:{name}")
+    a, b = zoo_model(name).model, zoo_model(f"zoo:{name}").model
     sa, sb = a.state_dict(), b.state_dict()
     assert sa.keys() == sb.keys()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
@@ -77,7 +91,7 @@ def test_builds_deterministically_with_known_shape(name):
 
 
 def test_dtype_is_honoured():
-    m = zoo.build("mlp-planted", dtype=torch.float64)
+    m = zoo_model("mlp-planted", dtype=torch.float64).model
     assert m.W_E.dtype == torch.float64 and m.cfg.dtype == torch.float64
     data = task("mlp-planted", n=8)
     with torch.no_grad():
@@ -85,8 +99,9 @@ def test_dtype_is_honoured():
 
 
 def test_unknown_name():
-    with pytest.raises(KeyError, match="no zoo model"):
-        zoo.build("nope")
+    with pytest.raises(ModelLoadError, match="no zoo model") as info:
+        zoo_model("nope")
+    assert "induction-2l" in (info.value.help or "")
 
 
 def test_entries_name_registered_generators():
@@ -99,8 +114,9 @@ def test_entries_name_registered_generators():
 @pytest.mark.parametrize("name", zoo.names())
 def test_generators_are_deterministic_and_valid(name):
     entry = zoo.ZOO[name]
-    # generators read only cfg.d_vocab and cfg.n_ctx: spare gpt2-random a third build
-    m = model(name) if name != "gpt2-random" else SimpleNamespace(cfg=SimpleNamespace(**zoo.gpt2_random.CONFIG))
+    # generators read only d_vocab and n_ctx: spare gpt2-random a third build
+    config = zoo.gpt2_random.CONFIG
+    m = backend(name) if name != "gpt2-random" else SimpleNamespace(d_vocab=config["d_vocab"], n_ctx=config["n_ctx"])
     first, again, other = (GENERATORS[entry.task](m, n=32, seed=s, **entry.task_kwargs) for s in (0, 0, 1))
     for x, y in [(first.clean, again.clean), (first.corrupt, again.corrupt), (first.answer, again.answer),
                  (first.wrong, again.wrong)]:
@@ -108,19 +124,19 @@ def test_generators_are_deterministic_and_valid(name):
     assert not torch.equal(first.clean, other.clean)
     assert first.corrupt.shape == first.clean.shape
     assert first.clean.dtype == torch.int64
-    vocab = m.cfg.d_vocab
+    vocab = m.d_vocab
     for t in (first.clean, first.corrupt, first.answer, first.wrong):
         assert 0 <= int(t.min()) and int(t.max()) < vocab
     assert bool((first.answer != first.wrong).all())
     p = first.clean.shape[1]
-    assert p <= m.cfg.n_ctx
+    assert p <= m.n_ctx
     for index in first.positions.values():
         assert 0 <= int(index.min()) and int(index.max()) < p
 
 
 @pytest.mark.parametrize("seq_len", [4, 9, 16, 31])
 def test_induction_task_layout(seq_len):
-    data = GENERATORS["induction"](model("induction-2l"), n=16, seq_len=seq_len)
+    data = GENERATORS["induction"](backend("induction-2l"), n=16, seq_len=seq_len)
     assert data.clean.shape == (16, seq_len)
     rows = torch.arange(16)
     assert bool((data.clean[:, 0] == 0).all())
@@ -202,7 +218,7 @@ def test_planted_circuit_is_the_ground_truth(name, planted, position_only):
 
 
 def _circ_edges(path: str, circuit: str) -> set[str]:
-    from circuitlang.api import compile_file
+    from circuitlang.lang.pipeline import compile_file
 
     result = compile_file(ROOT / path)
     assert result.ok, [str(d) for d in result.diagnostics]

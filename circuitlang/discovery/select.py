@@ -25,8 +25,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from ..evaluation import Evaluator, Session
-from ..graph import CircuitGraph, Edge
+from ..core.graph import CircuitGraph, Edge
+from ..eval.evaluator import Evaluator
+from ..eval.session import Session
 
 FRACTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 

@@ -1,0 +1,145 @@
+"""What the commands share: the one failure path, finding and compiling files, the options
+of the commands that load a model, a progress bar, and printing an evaluation's verdicts
+and problems. Imports no torch: the static commands must start fast.
+
+Failures: a command raises a `CircuitlangError` and `CircGroup` reports it once, the same
+way for every command: a `CircuitError` prints its diagnostics (exit 1), a `UsageError`
+prints `error: ...` (exit 2), any other `CircuitlangError` prints `error: ...` with its
+help (exit 1). Anything else is an internal error (`main`, exit 2).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterable
+
+import click
+
+from ..core.diagnostics import CircuitError
+from ..core.errors import CircuitlangError
+
+
+class UsageError(CircuitlangError):
+    """The command line asks for something impossible (exit 2)."""
+
+
+def report_failure(err: CircuitlangError) -> int:
+    """Print a failure on stderr; return the exit code."""
+    if isinstance(err, CircuitError):
+        from ..present.diagnostic_text import write_diagnostics
+
+        write_diagnostics([d for d in err.diagnostics if d.is_error], "full", sys.stderr)
+        return 1
+    click.echo(f"error: {err.message}", err=True)
+    if err.help:
+        click.echo(f"  = help: {err.help}", err=True)
+    return 2 if isinstance(err, UsageError) else 1
+
+
+class CircGroup(click.Group):
+    """The `circ` group: every command's CircuitlangError goes through `report_failure`."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CircuitlangError as err:
+            sys.exit(report_failure(err))
+
+
+def circ_files(paths: Iterable[str]) -> list[Path]:
+    """The .circ files named: files as given, folders searched recursively."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*.circ") if p.is_file())
+            if not found:
+                raise UsageError(f"no .circ files under {raw}")
+            files += found
+        elif path.exists():
+            files.append(path)
+        else:
+            raise UsageError(f"no such file or directory: {raw}")
+    return files
+
+
+def compile_or_fail(path: Path, check_files: bool = False):
+    """The compiled file; raises CircuitError (its diagnostics are printed) if it has errors."""
+    from ..lang.pipeline import compile_file
+
+    if not path.is_file():
+        raise UsageError(f"no such file: {path}")
+    result = compile_file(path, check_files=check_files)
+    if not result.ok:
+        raise CircuitError(list(result.diagnostics))
+    return result
+
+
+def pick_circuit(result, name: str | None):
+    """The named circuit of a compiled file (or its last one)."""
+    try:
+        return result.circuit(name)
+    except KeyError as err:
+        raise UsageError(str(err.args[0])) from None
+
+
+def split_spec(spec: str) -> tuple[Path, str | None]:
+    """`FILE:NAME` -> (FILE, NAME); a plain file -> (FILE, None)."""
+    if ":" in spec and not Path(spec).exists():
+        path, _, name = spec.rpartition(":")
+        return Path(path), name or None
+    return Path(spec), None
+
+
+def model_options(fn):
+    """Options shared by the commands that load a model."""
+    options = [
+        click.option("--device", default="cpu", show_default=True, help="Where to run: cpu, cuda, cuda:1, mps."),
+        click.option("--dtype", type=click.Choice(["float32", "float64", "bfloat16", "float16"]), default="float32",
+                     show_default=True),
+        click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
+                     help="Examples per forward pass."),
+        click.option("--seed", type=int, default=None, help="Override every task's seed."),
+        click.option("--skip-unavailable", is_flag=True,
+                     help="Report files whose model is not available offline as skipped, not failed."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+class ProgressBar:
+    """A rich progress bar on stderr for evaluations that take more than a moment."""
+
+    def __init__(self, prefix: str = "evaluating ") -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self.progress = Progress(console=Console(stderr=True), transient=True)
+        self.prefix = prefix
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        if label not in self.tasks:
+            self.tasks[label] = self.progress.add_task(f"{self.prefix}{label}", total=total)
+        self.progress.update(self.tasks[label], completed=done, total=total)
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+
+def echo_outcome_messages(outcome) -> None:
+    """Problems (what stopped a check), a skipped model, and notes, on stderr."""
+    for problem in outcome.problems:
+        click.echo(f"error: {problem.where}: {problem.message}", err=True)
+        if problem.help:
+            click.echo(f"  = help: {problem.help}", err=True)
+    if outcome.skipped:
+        click.echo(f"skipped: {outcome.skipped}", err=True)
+    for note in outcome.notes:
+        click.echo(f"note: {note}", err=True)

@@ -1,0 +1,36 @@
+"""File-system questions that never raise: a name too long for the OS is simply not a file.
+
+(`Path.is_file()` raises OSError(ENAMETOOLONG) on Python 3.11 for a component over
+NAME_MAX; a .circ file can name any path, so every check goes through here.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def data_dir(repository_folder: str) -> Path:
+    """A folder of the repository (`grammar`, `stdlib`) from a checkout or an editable
+    install, else the copy a wheel installs inside the package (`circuitlang/_grammar`)."""
+    package = Path(__file__).resolve().parent.parent  # circuitlang/
+    checkout = package.parent / repository_folder
+    return checkout if is_dir(checkout) else package / f"_{repository_folder}"
+
+
+def source_lines(text: str) -> list[str]:
+    """Lines as the parser counts them: split at `\\n` only (not form feeds or U+2028)."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]

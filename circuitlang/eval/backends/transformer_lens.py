@@ -1,0 +1,286 @@
+"""The TransformerLens 3.x backend: a `HookedTransformer` behind the `Backend` protocol.
+
+Loading: zoo weights (a HookedTransformerConfig's fields and a state dict in this
+library's layout, `from_state`), checkpoint directories (`config.json` with
+HookedTransformerConfig fields and `model.safetensors`, `load_checkpoint`), and
+TransformerLens pretrained names from the local Hugging Face cache (`load_pretrained`).
+Importing this module imports torch; TransformerLens is imported when a model is built
+(about 4 s).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import torch
+
+from ...core.shapes import ModelShape
+from .base import Attention, Hook, Layer, ModelLoadError, Norm, Site, SiteKind
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
+# Site kind -> TransformerLens 3.x hook name.
+_HOOKS = {
+    SiteKind.RESID_PRE: "blocks.{layer}.hook_resid_pre",
+    SiteKind.Q_INPUT: "blocks.{layer}.hook_q_input",
+    SiteKind.K_INPUT: "blocks.{layer}.hook_k_input",
+    SiteKind.V_INPUT: "blocks.{layer}.hook_v_input",
+    SiteKind.Q: "blocks.{layer}.attn.hook_q",
+    SiteKind.K: "blocks.{layer}.attn.hook_k",
+    SiteKind.V: "blocks.{layer}.attn.hook_v",
+    SiteKind.Z: "blocks.{layer}.attn.hook_z",
+    SiteKind.MLP_IN: "blocks.{layer}.hook_mlp_in",
+    SiteKind.MLP_OUT: "blocks.{layer}.hook_mlp_out",
+}
+
+
+def _quiet_import():
+    with warnings.catch_warnings():  # TL 3.x deprecates HookedTransformer in favour of 4.x's bridge
+        warnings.simplefilter("ignore")
+        import transformer_lens  # noqa: F401
+        from transformer_lens import HookedTransformer, HookedTransformerConfig
+    return HookedTransformer, HookedTransformerConfig
+
+
+def shape_of(model: "HookedTransformer", name: str) -> ModelShape:
+    """The shape of a loaded model, from its config."""
+    cfg = model.cfg
+    kv = getattr(cfg, "n_key_value_heads", None) or cfg.n_heads
+    return ModelShape(name, cfg.n_layers, cfg.n_heads, cfg.d_model, bool(cfg.attn_only),
+                      bool(getattr(cfg, "parallel_attn_mlp", False)), "loaded", cfg.d_head, kv)
+
+
+def _norm(kind: str | None, module: Any, eps: float) -> Norm:
+    if kind is None or module is None or isinstance(module, torch.nn.Identity):
+        return Norm(None, None, eps, lambda x: x)
+    return Norm(kind, getattr(module, "w", None), eps, module)
+
+
+def _rotary(attn: Any):
+    def rotate(x: torch.Tensor) -> torch.Tensor:  # [N, P, d_head]; TL rotates [N, P, heads, d_head]
+        return attn.apply_rotary(x.unsqueeze(2), 0, None).squeeze(2)
+    return rotate
+
+
+def _layer(cfg: Any, block: Any) -> Layer:
+    attn = block.attn
+    weights = Attention(attn.W_Q, attn.W_K, attn.W_V, attn.b_Q, attn.b_K, attn.b_V, attn.W_O, attn.b_O,
+                        attn.attn_scale, _rotary(attn) if cfg.positional_embedding_type == "rotary" else None)
+    kind = cfg.normalization_type
+    if cfg.attn_only:
+        return Layer(weights, _norm(kind, block.ln1, cfg.eps), None, None)
+    return Layer(weights, _norm(kind, block.ln1, cfg.eps), _norm(kind, block.ln2, cfg.eps), block.mlp)
+
+
+class TransformerLensBackend:
+    """A TransformerLens 3.x `HookedTransformer` as a `Backend` (see `base`)."""
+
+    def __init__(self, model: "HookedTransformer", name: str, shape: ModelShape | None = None):
+        self.model = model
+        self.name = name
+        self.shape = shape or shape_of(model, name)
+        cfg = model.cfg
+        self.n_ctx = cfg.n_ctx
+        self.d_vocab = cfg.d_vocab
+        self.layers = tuple(_layer(cfg, block) for block in model.blocks)
+        self.final_norm = _norm(cfg.normalization_type, getattr(model, "ln_final", None), cfg.eps)
+
+    def __repr__(self) -> str:
+        return f"TransformerLensBackend({self.name!r}, {self.shape.describe()})"
+
+    @property
+    def device(self) -> torch.device:
+        device = self.model.cfg.device
+        return device if isinstance(device, torch.device) else torch.device(device or "cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.cfg.dtype
+
+    # -- tokens ------------------------------------------------------------------------------
+    @property
+    def has_tokenizer(self) -> bool:
+        return getattr(self.model, "tokenizer", None) is not None
+
+    @property
+    def prepends_bos(self) -> bool:
+        return bool(self.model.cfg.default_prepend_bos)
+
+    def to_tokens(self, text: str, prepend_bos: bool) -> list[int]:
+        return self.model.to_tokens(text, prepend_bos=prepend_bos, truncate=False)[0].tolist()
+
+    # -- runs ----------------------------------------------------------------------------------
+    def logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model(tokens)
+
+    def _hook_name(self, site: Site) -> str:
+        if site.kind is SiteKind.EMBED:
+            return "blocks.0.hook_resid_pre"
+        if site.kind is SiteKind.FINAL:
+            return f"blocks.{self.model.cfg.n_layers - 1}.hook_resid_post"
+        return _HOOKS[site.kind].format(layer=site.layer)
+
+    def run_with_hooks(self, tokens: torch.Tensor, hooks: Sequence[tuple[Site, Hook]], *, split_qkv: bool = False,
+                       mlp_in: bool = False, stop_at_final: bool = False) -> torch.Tensor:
+        model, cfg = self.model, self.model.cfg
+        fwd = [(self._hook_name(site), lambda act, hook, fn=fn: fn(act)) for site, fn in hooks]
+        saved = (cfg.use_split_qkv_input, cfg.use_hook_mlp_in)
+        try:
+            if split_qkv:
+                model.set_use_split_qkv_input(True)
+            if mlp_in and not cfg.attn_only:
+                model.set_use_hook_mlp_in(True)
+            return model.run_with_hooks(tokens, fwd_hooks=fwd, reset_hooks_end=True,
+                                        stop_at_layer=cfg.n_layers if stop_at_final else None)
+        finally:
+            model.set_use_split_qkv_input(saved[0])
+            if not cfg.attn_only:
+                model.set_use_hook_mlp_in(saved[1])
+
+    # -- pieces ----------------------------------------------------------------------------------
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        embed = self.model.embed(tokens)
+        if self.model.cfg.positional_embedding_type == "standard":
+            embed = embed + self.model.pos_embed(tokens)
+        return embed
+
+    def unembed(self, resid: torch.Tensor) -> torch.Tensor:
+        """Logits from the normalised final residual stream, as `model.unembed` computes them.
+
+        TransformerLens 3.x's Unembed copies W_U's transpose on every call (to match
+        Hugging Face's bfloat16 accumulation order); for GPT-2 that copy, 154 MB, costs
+        68-88 ms on two CPU cores (bench/bench_discovery.py), more than unembedding a batch's
+        END positions. The transposed view gives the same product without it (float
+        rounding aside).
+        """
+        return torch.nn.functional.linear(resid, self.model.W_U.T, self.model.b_U)
+
+    def unsupported(self) -> list[str]:
+        cfg = self.model.cfg
+        problems = []
+        if cfg.positional_embedding_type not in ("standard", "rotary"):
+            problems.append(f"{cfg.positional_embedding_type} positional embeddings")
+        if getattr(cfg, "n_key_value_heads", None) not in (None, cfg.n_heads):
+            problems.append("grouped-query attention")
+        for flag in ("use_attention_sinks", "use_logn_attn", "use_qk_norm", "use_local_attn",
+                     "use_normalization_before_and_after"):
+            if getattr(cfg, flag, False):
+                problems.append(flag)
+        if getattr(cfg, "clip_qkv", None) is not None:
+            problems.append("clip_qkv")
+        if getattr(cfg, "attn_scores_soft_cap", -1.0) not in (None, -1.0, 0.0):
+            problems.append("attention soft-capping")
+        if getattr(cfg, "output_logits_soft_cap", -1.0) not in (None, -1.0, 0.0):
+            problems.append("logit soft-capping")
+        if getattr(cfg, "attention_dir", "causal") != "causal":
+            problems.append("bidirectional attention")
+        if cfg.normalization_type not in (None, "LN", "LNPre", "RMS", "RMSPre"):
+            problems.append(f"{cfg.normalization_type} normalization")
+        arch = getattr(cfg, "original_architecture", None) or ""
+        if arch.startswith("Olmo"):
+            problems.append(arch)
+        return problems
+
+
+# ---------------------------------------------------------------------------------
+# Building and loading
+# ---------------------------------------------------------------------------------
+
+
+def _blank_model(config: Mapping[str, Any]) -> "HookedTransformer":
+    """A float32 HookedTransformer on the CPU, in eval mode, with no random initialisation
+    run (``init_weights=False``: the global RNG is not touched)."""
+    HookedTransformer, HookedTransformerConfig = _quiet_import()
+    cfg = HookedTransformerConfig(**{**config, "init_weights": False, "device": "cpu", "dtype": torch.float32})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = HookedTransformer(cfg)
+    model.eval()
+    return model
+
+
+def blank_state(config: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Every parameter of the model `config` describes (HookedTransformerConfig fields),
+    zero, float32 on the CPU, named and ordered as TransformerLens 3.x's state dict:
+    the zoo's builders fill these in."""
+    model = _blank_model(config)
+    return {name: torch.zeros_like(param.detach()) for name, param in model.named_parameters()}
+
+
+def _place(model: "HookedTransformer", device: str | torch.device, dtype: torch.dtype) -> "HookedTransformer":
+    """Move a float32 CPU model to `device` and `dtype`, keeping `model.cfg` in step."""
+    from transformer_lens.utilities.devices import move_to_and_update_config
+
+    if dtype != torch.float32:
+        model = move_to_and_update_config(model, dtype, print_details=False)
+    if torch.device(device).type != "cpu":
+        model = move_to_and_update_config(model, torch.device(device), print_details=False)
+    return model
+
+
+def _load_state(model: "HookedTransformer", state: Mapping[str, torch.Tensor], what: str) -> None:
+    missing, unexpected = model.load_state_dict(dict(state), strict=False)
+    real_missing = [k for k in missing if not k.endswith(("IGNORE", "mask"))]
+    if real_missing or unexpected:
+        raise ModelLoadError(f"{what} does not fit its config: missing {real_missing[:3]}, "
+                             f"unexpected {list(unexpected)[:3]}")
+
+
+def from_state(config: Mapping[str, Any], state: Mapping[str, torch.Tensor], name: str,
+               device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+               shape: ModelShape | None = None) -> TransformerLensBackend:
+    """A backend for the model `config` describes with the weights `state` (a zoo model)."""
+    model = _blank_model(config)
+    _load_state(model, state, f"the weights of `{name}`")
+    return TransformerLensBackend(_place(model, device, dtype), name, shape)
+
+
+def load_checkpoint(path: Path, name: str, device: str | torch.device = "cpu",
+                    dtype: torch.dtype = torch.float32, shape: ModelShape | None = None) -> TransformerLensBackend:
+    """A checkpoint directory: `config.json` (HookedTransformerConfig fields) and `model.safetensors`."""
+    import json
+
+    from ...core.paths import is_file
+
+    HookedTransformer, HookedTransformerConfig = _quiet_import()
+    config_path, weights_path = path / "config.json", path / "model.safetensors"
+    if not is_file(config_path) or not is_file(weights_path):
+        raise ModelLoadError(f"checkpoint `{name}` needs config.json and model.safetensors in {path}")
+    try:
+        fields = json.loads(config_path.read_text(encoding="utf-8"))
+        cfg = HookedTransformerConfig(**{**fields, "device": device, "dtype": dtype})
+    except (TypeError, ValueError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"config.json of `{name}` is not a valid HookedTransformerConfig: {err}") from None
+    from safetensors.torch import load_file
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = HookedTransformer(cfg)
+    _load_state(model, load_file(str(weights_path), device=str(device)), f"model.safetensors of `{name}`")
+    model.eval()
+    return TransformerLensBackend(model, name, shape)
+
+
+def load_pretrained(name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                    shape: ModelShape | None = None) -> TransformerLensBackend:
+    """A TransformerLens pretrained name, from the local Hugging Face cache only."""
+    if os.environ.get("HF_HUB_OFFLINE") != "1":
+        # Without this the hub client retries a missing download for ~23 s.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    HookedTransformer, _ = _quiet_import()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = HookedTransformer.from_pretrained(name, device=device, dtype=dtype)
+    except Exception as err:  # noqa: BLE001 - the hub and TL raise many kinds; all mean "not here"
+        raise ModelLoadError(
+            f"cannot load pretrained `{name}` offline ({type(err).__name__})",
+            f"download it once where there is network (python -c \"import transformer_lens as t; "
+            f"t.HookedTransformer.from_pretrained('{name}')\") so it is in the Hugging Face cache, "
+            "or name a checkpoint directory in quotes") from None
+    model.eval()
+    return TransformerLensBackend(model, name, shape)

@@ -1,0 +1,1 @@
+"""EAP-IG and MIB graph JSON, to and from `CircuitGraph`: names, reading, writing."""

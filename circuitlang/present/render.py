@@ -1,0 +1,285 @@
+"""Render a `CircuitGraph` to Graphviz DOT text, and DOT to SVG/PNG/PDF with `dot`.
+
+Why write DOT by hand: the text is small, deterministic (everything is emitted in
+sorted order, so a rendered file diffs cleanly) and needs no Python graphviz package;
+only turning it into pictures needs the system `dot` binary, called by `render_dot`.
+
+Layout: the graph flows bottom to top (`rankdir=BT`): `embed` at the bottom, `logits`
+at the top, one rank per layer (heads below the MLP of the same layer, which reads
+them), and a left-hand axis naming the layers. Heads are blue ellipses, MLPs orange
+boxes, embed/logits grey. Edge labels carry the channel (`q`, `k`, `v`) and `@POS`;
+edges between the same pair that differ only in channel are merged (`q,k`). When
+edges carry a numeric `score` annotation, pen width grows with |score|. Named groups
+become clusters; `newrank=true` lets the per-layer ranks cut across them.
+
+>>> from circuitlang.core.graph import EMBED, LOGITS, CircuitGraph, Edge, Node
+>>> h = Node.attn(0, 1)
+>>> g = CircuitGraph.from_edges([Edge(EMBED, h, "q"), Edge(EMBED, h, "k"), Edge(h, LOGITS)])
+>>> text = to_dot(g)
+>>> '"embed" -> "L0.H1"' in text and 'label="q,k"' in text
+True
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from ..core.errors import CircuitlangError
+from ..core.graph import CircuitGraph, Edge, Node
+from ..core.positions import Position
+
+DOT_TIMEOUT_S = 120
+INSTALL_HINT = ("Graphviz's `dot` is not installed: run `apt-get install -y graphviz` (as root) "
+                "or see https://graphviz.org/download/")
+
+_NODE_STYLE = {
+    "embed": {"shape": "box", "style": "filled,bold", "fillcolor": "#e0e0e0"},
+    "logits": {"shape": "box", "style": "filled,bold", "fillcolor": "#e0e0e0"},
+    "head": {"shape": "ellipse", "style": "filled", "fillcolor": "#cfe2ff", "color": "#1f4e9c"},
+    "mlp": {"shape": "box", "style": "filled,rounded", "fillcolor": "#ffd9a8", "color": "#b35900"},
+}
+_CHANNEL_ORDER = {"q": 0, "k": 1, "v": 2}
+_CHANNEL_COLOR = {"q": "#1f77b4", "k": "#2ca02c", "v": "#9467bd"}
+_DIFF_COLOR = {"both": "#404040", "a": "#d62728", "b": "#2ca02c"}
+_MIN_PEN, _MAX_PEN = 0.5, 5.0
+
+
+class RenderError(CircuitlangError):
+    """Rendering failed: `dot` is missing, failed, timed out, or the format is unknown."""
+
+
+# -- public API ----------------------------------------------------------------------------
+def to_dot(graph: CircuitGraph, *, title: str | None = None,
+           groups: Mapping[str, Iterable[Node]] | None = None) -> str:
+    """DOT text for `graph`. `title` defaults to the circuit's name and model ("" for none).
+
+    `groups` maps a name to nodes drawn inside a labelled cluster; a node named by two
+    groups goes in the first; nodes not in the graph are ignored.
+    """
+    if title is None:
+        title = graph.name + (f" ({graph.model})" if graph.model else "") if graph.name else ""
+    nodes = graph.sorted_nodes()
+    max_score = _max_score(graph)
+    lines = _header(title)
+    lines += _rank_lines(nodes)
+    lines += _cluster_lines(nodes, groups or {}, lambda n: _node_attrs(n))
+    for members, channels in _merge(graph.sorted_edges(), lambda e: _note_key(graph.annotations.get(e))):
+        lines.append(_edge_line(members[0], _edge_attrs(members, channels, graph, max_score)))
+    return "\n".join(lines + ["}"]) + "\n"
+
+
+def to_diff_dot(a: CircuitGraph, b: CircuitGraph, *, labels: tuple[str, str] = ("a", "b")) -> str:
+    """DOT text overlaying two circuits: shared parts grey, only-in-A red dashed, only-in-B green."""
+    nodes = sorted(a.nodes | b.nodes, key=Node.sort_key)
+    node_side = {n: _side(n, a.nodes, b.nodes) for n in nodes}
+    edge_side = {e: _side(e, a.edges, b.edges) for e in a.edges | b.edges}
+    lines = _header(f"{labels[0]} vs {labels[1]}")
+    lines += _rank_lines(nodes)
+    lines += _cluster_lines(nodes, {}, lambda n: _node_attrs(n) | _diff_node_attrs(node_side[n]))
+    for members, channels in _merge(sorted(edge_side, key=Edge.sort_key), lambda e: edge_side[e]):
+        status = edge_side[members[0]]
+        attrs = {"label": _edge_label(channels, members[0].position), "color": _DIFF_COLOR[status],
+                 "fontcolor": _DIFF_COLOR[status], "tooltip": _tooltip(members)}
+        if status == "a":
+            attrs["style"] = "dashed"
+        elif status == "b":
+            attrs["penwidth"] = "2"
+        lines.append(_edge_line(members[0], attrs))
+    lines += _legend(labels)
+    return "\n".join(lines + ["}"]) + "\n"
+
+
+def dot_available() -> bool:
+    """Whether Graphviz's `dot` is on PATH."""
+    return shutil.which("dot") is not None
+
+
+def render_dot(dot_text: str, out: Path) -> None:
+    """Write `dot_text` to `out` in the format its suffix names: .svg, .png, .pdf or .dot."""
+    out = Path(out)
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt == "dot" or fmt == "gv":
+        _write(out, dot_text.encode())
+        return
+    if fmt not in ("svg", "png", "pdf"):
+        raise RenderError(f"cannot render to `{out.name}`: use a .svg, .png, .pdf or .dot file")
+    exe = shutil.which("dot")
+    if exe is None:
+        raise RenderError(INSTALL_HINT)
+    try:
+        done = subprocess.run([exe, f"-T{fmt}"], input=dot_text.encode(), capture_output=True,
+                              timeout=DOT_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise RenderError(f"`dot -T{fmt}` took longer than {DOT_TIMEOUT_S} s; the graph may be too big "
+                          "to draw: render a smaller circuit or write .dot") from None
+    if done.returncode != 0:
+        detail = done.stderr.decode(errors="replace").strip()
+        raise RenderError(f"`dot -T{fmt}` failed (exit {done.returncode}): {detail}")
+    _write(out, done.stdout)
+
+
+# -- DOT pieces ----------------------------------------------------------------------------
+def _q(text: str) -> str:
+    """A DOT double-quoted string (backslashes and quotes escaped)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _attrs(attrs: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={_q(str(v))}" for k, v in attrs.items())
+
+
+def _header(title: str) -> list[str]:
+    lines = ["digraph circuit {",
+             '  graph [rankdir="BT", newrank="true", ranksep="0.55", nodesep="0.3", fontname="Helvetica"];',
+             '  node [fontname="Helvetica", fontsize="11"];',
+             '  edge [fontname="Helvetica", fontsize="9", arrowsize="0.6"];']
+    if title:
+        lines.append(f'  graph [label={_q(title)}, labelloc="t", fontsize="14"];')
+    return lines
+
+
+def _rank_of(node: Node) -> tuple[int, int]:
+    """Heads and the MLP of one layer get separate ranks: the MLP reads the heads."""
+    return node.sort_key()[:2]
+
+
+def _rank_name(rank: tuple[int, int]) -> str:
+    layer, kind = rank
+    return {0: "embed", 3: "logits"}.get(kind, f"L{layer}" + (" MLP" if kind == 2 else ""))
+
+
+def _rank_lines(nodes: list[Node]) -> list[str]:
+    """One `rank=same` row per rank present, anchored by a chain of axis labels."""
+    ranks = sorted({_rank_of(n) for n in nodes})
+    lines = []
+    axis = [f"__rank_{i}" for i in range(len(ranks))]
+    for name, rank in zip(axis, ranks):
+        lines.append(f'  {_q(name)} [label={_q(_rank_name(rank))}, shape="plaintext", '
+                     'fontcolor="#808080", fontsize="10"];')
+    if len(axis) > 1:
+        lines.append("  " + " -> ".join(_q(a) for a in axis) + ' [style="invis"];')
+    for name, rank in zip(axis, ranks):
+        members = " ".join(_q(str(n)) for n in nodes if _rank_of(n) == rank)
+        lines.append(f'  {{rank="same"; {_q(name)} {members}}}')
+    return lines
+
+
+def _side(item: object, in_a: frozenset, in_b: frozenset) -> str:
+    return ("both" if item in in_b else "a") if item in in_a else "b"
+
+
+def _node_attrs(node: Node) -> dict[str, str]:
+    return {"label": str(node), **_NODE_STYLE[node.kind]}
+
+
+def _diff_node_attrs(status: str) -> dict[str, str]:
+    if status == "a":
+        return {"color": _DIFF_COLOR["a"], "fontcolor": _DIFF_COLOR["a"], "style": "filled,dashed",
+                "penwidth": "2"}
+    if status == "b":
+        return {"color": _DIFF_COLOR["b"], "fontcolor": _DIFF_COLOR["b"], "penwidth": "2.5"}
+    return {}
+
+
+def _cluster_lines(nodes: list[Node], groups: Mapping[str, Iterable[Node]], attrs_of) -> list[str]:
+    """Node declarations: grouped nodes inside `cluster_<name>`, the rest at top level."""
+    home: dict[Node, str] = {}
+    present = set(nodes)
+    for name, members in groups.items():
+        for n in members:
+            if n in present:
+                home.setdefault(n, name)
+    lines = [f"  {_q(str(n))} [{_attrs(attrs_of(n))}];" for n in nodes if n not in home]
+    for i, name in enumerate(groups):
+        inside = [n for n in nodes if home.get(n) == name]
+        if not inside:
+            continue
+        lines.append(f"  subgraph {_q(f'cluster_{i}_{name}')} {{")
+        lines.append(f'    graph [label={_q(name)}, style="rounded,dashed", color="#7f7f7f", labelloc="b", '
+                     'fontcolor="#404040", fontsize="11"];')
+        lines += [f"    {_q(str(n))} [{_attrs(attrs_of(n))}];" for n in inside]
+        lines.append("  }")
+    return lines
+
+
+def _merge(edges: list[Edge], extra_key) -> list[tuple[list[Edge], list[str | None]]]:
+    """Group edges that differ only in channel (and agree on `extra_key(edge)`)."""
+    bunches: dict[tuple, list[Edge]] = {}
+    for e in edges:
+        bunches.setdefault((e.sender, e.receiver, str(e.position or ""), extra_key(e)), []).append(e)
+    out = []
+    for key in sorted(bunches, key=lambda k: (k[1].sort_key(), k[0].sort_key(), k[2], k[3])):
+        members = sorted(bunches[key], key=lambda e: _channel_rank(e.channel))
+        out.append((members, [e.channel for e in members]))
+    return out
+
+
+def _channel_rank(channel: str | None) -> tuple[int, str]:
+    return (_CHANNEL_ORDER.get(channel or "", 3), channel or "")
+
+
+def _edge_label(channels: list[str | None], position: Position | None) -> str:
+    return ",".join(c for c in channels if c) + (f"@{position}" if position is not None else "")
+
+
+def _tooltip(members: list[Edge], score: float | None = None) -> str:
+    text = "; ".join(str(e) for e in members)
+    return text + (f" (score {score:.4g})" if score is not None else "")
+
+
+def _edge_line(first: Edge, attrs: Mapping[str, str]) -> str:
+    return f"  {_q(str(first.sender))} -> {_q(str(first.receiver))} [{_attrs(attrs)}];"
+
+
+def _edge_attrs(members: list[Edge], channels: list[str | None], graph: CircuitGraph,
+                max_score: float) -> dict[str, str]:
+    color = _CHANNEL_COLOR.get(channels[0] or "", "#555555") if len(channels) == 1 else "#555555"
+    attrs = {"label": _edge_label(channels, members[0].position), "color": color, "fontcolor": color}
+    score = _score(graph.annotations.get(members[0]))
+    if score is not None and max_score > 0:
+        attrs["penwidth"] = f"{_MIN_PEN + (_MAX_PEN - _MIN_PEN) * abs(score) / max_score:.2f}"
+    attrs["tooltip"] = _tooltip(members, score)
+    return {k: v for k, v in attrs.items() if v != ""}
+
+
+# -- scores and annotations ----------------------------------------------------------------
+def _score(notes: Mapping[str, object] | None) -> float | None:
+    """The finite numeric `score` annotation, if any (booleans are not scores)."""
+    value = (notes or {}).get("score")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _max_score(graph: CircuitGraph) -> float:
+    scores = [abs(s) for s in (_score(n) for n in graph.annotations.values()) if s is not None]
+    return max(scores, default=0.0)
+
+
+def _note_key(notes: Mapping[str, object] | None) -> str:
+    """A comparable stand-in for an edge's annotations (edges merge only when these agree)."""
+    return repr(sorted((notes or {}).items(), key=lambda kv: kv[0]))
+
+
+def _legend(labels: tuple[str, str]) -> list[str]:
+    rows = [("both", "in both", "solid"), ("a", f"only in {labels[0]}", "dashed"),
+            ("b", f"only in {labels[1]}", "solid")]
+    lines = ['  subgraph "cluster_legend" {',
+             '    graph [label="legend", labelloc="b", style="rounded", color="#bfbfbf"];']
+    for key, text, style in rows:
+        lines.append(f'    "__legend_{key}" [shape="box", style={_q(style)}, color={_q(_DIFF_COLOR[key])}, '
+                     f'fontcolor={_q(_DIFF_COLOR[key])}, label={_q(text)}];')
+    lines.append('    "__legend_b" -> "__legend_a" -> "__legend_both" [style="invis"];')
+    lines.append("  }")
+    return lines
+
+
+def _write(out: Path, data: bytes) -> None:
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        raise RenderError(f"cannot write {out}: {exc.strerror or exc}") from None
