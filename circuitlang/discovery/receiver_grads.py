@@ -3,8 +3,8 @@ one backward pass: what EAP and EAP-IG multiply sender output differences with.
 
 A receiver's input is the residual stream it reads before its own normalisation: for a
 head's q, k or v channel, the head's own copy of `resid_pre` (so heads of one layer have
-different gradients although they read the same stream); for an MLP, `hook_mlp_in`; for
-`logits`, the last `resid_post`.
+different gradients although they read the same stream); for an MLP, its input before its
+norm; for `logits`, the final residual stream.
 
 Two routes give the same numbers:
 

@@ -25,7 +25,9 @@ from typing import Sequence
 
 import torch
 
+from ..core.ablations import DEFAULT as DEFAULT_ABLATION
 from ..core.graph import EMBED, LOGITS, CircuitGraph, Node
+from ..core.metrics import DEFAULT as DEFAULT_METRIC
 from ..lang.check import CheckSpec, ExpectSpec, TaskSpec
 from .backends.base import Backend
 from .loading import load_model
@@ -177,7 +179,7 @@ def _compare(text: str, value: float, expect: ExpectSpec, detail: str) -> Expect
 
 
 def evaluate(circuit: CircuitGraph, model: "Backend | str", task: "TaskData | TaskSpec",
-             ablation: str = "resample", metric: str = "logit_diff", epsilon: float = 0.01,
+             ablation: str = DEFAULT_ABLATION, metric: str = DEFAULT_METRIC, epsilon: float = 0.01,
              completeness_samples: int = 0, batch_size: int = 32, seed: int = 0) -> CircuitReport:
     """Faithfulness, minimality and (optionally) completeness of one circuit.
 

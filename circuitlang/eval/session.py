@@ -19,8 +19,10 @@ from typing import Callable, Iterable, NamedTuple, Sequence
 import torch
 
 from ..core.ablations import ABLATIONS
+from ..core.ablations import DEFAULT as DEFAULT_ABLATION
 from ..core.errors import CircuitlangError
 from ..core.graph import CircuitGraph, Node
+from ..core.metrics import DEFAULT as DEFAULT_METRIC
 from ..core.metrics import METRICS
 from ..core.shapes import all_edges
 from .backends.base import Backend, Site, SiteKind, Unsupported
@@ -52,8 +54,8 @@ class Session:
 
     backend: Backend
     data: TaskData
-    ablation: str = "resample"
-    metric: str = "logit_diff"
+    ablation: str = DEFAULT_ABLATION
+    metric: str = DEFAULT_METRIC
     batch_size: int = 32
     memory_budget: int = 2 * 1024**3
     engine: str = "auto"

@@ -20,15 +20,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.ablations import ABLATIONS as ABLATION_REGISTRY
+from ..core.ablations import DEFAULT as DEFAULT_ABLATION
 from ..core.diagnostics import Diagnostic, did_you_mean
 from ..core.graph import CircuitGraph, Node
+from ..core.metrics import DEFAULT as DEFAULT_METRIC
+from ..core.metrics import METRICS as METRIC_REGISTRY
 from ..core.paths import is_file
 from . import syntax as S
 from .lower import Lowerer, _Failed
 from .resolve import Program, Scope, Symbol, Unit
 
-ABLATIONS = ("resample", "mean", "zero")
-METRICS = ("logit_diff", "logprob", "prob", "kl", "accuracy")
+# The words `ablation` and `metric` take: the names in the registries (core/ablations, core/metrics).
+ABLATIONS: tuple[str, ...] = ABLATION_REGISTRY.names()
+METRICS: tuple[str, ...] = METRIC_REGISTRY.names()
 TASK_SETTINGS = ("data", "ablation", "metric", "positions", "seed")
 SETTING_ALIASES = {"corrupt": "ablation", "corruption": "ablation", "dataset": "data", "position": "positions"}
 CHECK_OPTIONS = ("ablation", "metric", "epsilon", "seed", "samples")
@@ -53,8 +58,8 @@ class TaskSpec:
 
     name: str
     data: str | tuple[str, dict[str, object]] | None
-    ablation: str = "resample"
-    metric: str = "logit_diff"
+    ablation: str = DEFAULT_ABLATION
+    metric: str = DEFAULT_METRIC
     positions: tuple[str, ...] = ()
     seed: int = 0
     base_dir: Path = field(default=Path("."), compare=False)
@@ -118,8 +123,8 @@ class _Checker:
         spec = TaskSpec(
             name=task.name,
             data=self._data(unit, values.get("data"), task),
-            ablation=self._choice(values.get("ablation"), ABLATIONS, "resample"),
-            metric=self._choice(values.get("metric"), METRICS, "logit_diff"),
+            ablation=self._choice(values.get("ablation"), ABLATIONS, DEFAULT_ABLATION),
+            metric=self._choice(values.get("metric"), METRICS, DEFAULT_METRIC),
             positions=self._positions(values.get("positions")),
             seed=self._int(values.get("seed"), 0),
             base_dir=unit.base_dir,

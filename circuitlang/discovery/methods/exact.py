@@ -39,5 +39,6 @@ def _run(request: Request) -> Found:
     return Found("exact", scores=exact_scores(request.evaluator.session, evaluator=request.evaluator))
 
 
-ENTRY = Method("exact", 2, "ablate each edge alone, exactly (|E| + 1 circuits, batched by the fast engine)",
+ENTRY = Method("exact", 2, "ablate each edge alone, exactly: one circuit per edge and the full model, batched by "
+               "the fast engine",
                True, Gradient.NONE, _run)
