@@ -118,11 +118,27 @@ def test_internal_errors_are_one_line_unless_debug() -> None:
     assert debug.returncode == 2 and "Traceback" in debug.stderr
 
 
-def test_static_commands_import_no_torch() -> None:
-    probe = ("import sys\nfrom circuitlang.cli import cli\n"
-             "for args in (['check', '--static', 'stdlib'], ['fmt', '--check', 'stdlib'],\n"
-             "             ['diff', 'stdlib/zoo/induction.circ', 'stdlib/zoo/induction.circ']):\n"
-             "    try:\n        cli.main(args, standalone_mode=False)\n    except SystemExit:\n        pass\n"
-             "print('torch' in sys.modules, 'transformer_lens' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
-    assert result.stdout.strip().splitlines()[-1] == "False False", result.stderr
+STATIC_COMMANDS = [  # (arguments, exit code): every command that needs no model
+    (["check", "--static", "stdlib"], 0),
+    (["fmt", "--check", "stdlib"], 0),
+    (["diff", "stdlib/gpt2/greater_than.circ:acdc", "stdlib/gpt2/greater_than.circ:hanna"], 1),
+    (["render", "stdlib/zoo/induction.circ", "--circuit", "induction", "-o", "{tmp}/induction.dot"], 0),
+    (["models"], 0),
+    (["stdlib"], 0),
+    (["export", "stdlib/zoo/induction.circ", "--circuit", "induction", "-o", "{tmp}/graph.json"], 0),
+    (["import", "{tmp}/graph.json", "-o", "{tmp}/back.circ"], 0),
+]
+
+
+def test_static_commands_import_no_torch(tmp_path: Path) -> None:
+    """Each static command, in a process of its own, runs without importing torch or
+    TransformerLens (they cost seconds at start-up)."""
+    for args, code in STATIC_COMMANDS:
+        argv = [a.format(tmp=tmp_path) for a in args]
+        probe = ("import sys\nfrom circuitlang.cli import cli\n"
+                 f"try:\n    cli.main({argv!r}, standalone_mode=False)\nexcept SystemExit as err:\n"
+                 "    print('exit', err.code or 0)\nelse:\n    print('exit', 0)\n"
+                 "print('torch' in sys.modules, 'transformer_lens' in sys.modules)")
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+        lines = result.stdout.strip().splitlines()
+        assert lines[-2:] == [f"exit {code}", "False False"], (argv, result.stdout[-300:], result.stderr[-500:])
