@@ -7,13 +7,23 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
-# Under CI the property tests run the same examples every time (a red build can be
-# reproduced); locally they explore. CIRCUITLANG_EXPLORE=1 explores under CI too.
-settings.register_profile("ci", derandomize=True, database=None)
-if os.environ.get("CI") and not os.environ.get("CIRCUITLANG_EXPLORE"):
-    settings.load_profile("ci")
+# Hypothesis, configured here for every test. By default the property tests run the same
+# examples every time (a red build can be reproduced, locally and in CI);
+# CIRCUITLANG_EXPLORE=1 draws new ones (and keeps failures in .hypothesis/), and
+# CIRCUITLANG_FUZZ_EXAMPLES=N runs N examples per property instead of each test's own count.
+_QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]
+settings.register_profile("repeatable", derandomize=True, database=None, suppress_health_check=_QUIET)
+settings.register_profile("explore", suppress_health_check=_QUIET)
+settings.load_profile("explore" if os.environ.get("CIRCUITLANG_EXPLORE") == "1" else "repeatable")
+_EXAMPLES = int(os.environ.get("CIRCUITLANG_FUZZ_EXAMPLES", "0")) or None
+
+
+def examples(count: int, deadline_ms: int | None = 200) -> settings:
+    """A property test's settings: `count` examples (or CIRCUITLANG_FUZZ_EXAMPLES), each
+    within `deadline_ms` (None: no deadline), on top of the profile loaded above."""
+    return settings(max_examples=_EXAMPLES or count, deadline=deadline_ms)
 
 # The test models are tiny: one thread beats two threads contending on a 2-core machine.
 torch.set_num_threads(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 import circuitlang as cl
@@ -30,7 +31,11 @@ def test_discover_eap_ig_writes_the_planted_circuit_with_scores(tmp_path: Path, 
     assert diff_graphs(found.circuit("found"), truth).is_empty
     assert all("score" in notes for notes in found.circuit("found").annotations.values())
     data = json.loads(curve.read_text())
-    assert 0 < data["cpr"] <= 1.01 and data["cmd"] >= 0 and len(data["curve"]) == 10
+    assert 0 < data["cpr"] <= 1.01 and len(data["curve"]) == 10
+    xs = [p["fraction"] for p in data["curve"]]
+    fs = [p["faithfulness"] for p in data["curve"]]
+    area = lambda ys: sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(len(xs) - 1))  # noqa: E731
+    assert data["cpr"] == pytest.approx(area(fs)) and data["cmd"] == pytest.approx(area([abs(1 - f) for f in fs]))
     assert plot.read_text().startswith("<svg")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from circuitlang.core.graph import EMBED, CircuitGraph, Edge
@@ -21,6 +21,7 @@ from circuitlang.eval.engines.fast import FastEngine
 from circuitlang.eval.engines.reference import run_reference
 from circuitlang.eval.senders import SenderCache, cache_senders
 from circuitlang.eval.session import knockout_logits
+from tests.conftest import examples
 from tests.engine_models import ARCHITECTURES, full_circuit, tiny_model
 
 B, P = 3, 7
@@ -96,7 +97,7 @@ def _random_circuit(edges: list[Edge], draw_bits: list[bool], positions: list[Po
     return CircuitGraph.from_edges(chosen + positional)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@examples(25, deadline_ms=None)
 @given(data=st.data())
 def test_fast_engine_equals_reference(setup, data) -> None:
     model, shape, clean, corrupt, named = setup

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import circuitlang as cl
@@ -11,6 +11,7 @@ from circuitlang.core.models import KNOWN_SHAPES
 from circuitlang.core.positions import Position
 from circuitlang.core.shapes import feeds
 from circuitlang.lang.write import graph_to_circ
+from tests.conftest import examples
 
 SHAPE = KNOWN_SHAPES["attn-only-2l"]
 NODES = SHAPE.all_nodes()
@@ -75,7 +76,7 @@ def test_content_hash_sees_model_and_edges() -> None:
                                                        model="gpt2").content_hash
 
 
-@settings(max_examples=60, deadline=None)
+@examples(60, deadline_ms=None)
 @given(st.lists(st.sampled_from(ALL_EDGES), min_size=1, max_size=25),
        st.lists(st.floats(-5, 5, allow_nan=False), min_size=25, max_size=25))
 def test_written_circuit_compiles_back_to_the_same_graph(edges: list[Edge], scores: list[float]) -> None:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import circuitlang as cl
@@ -24,7 +24,7 @@ from circuitlang.lang.write import graph_to_circ
 from circuitlang.present.interop.names import edge_name, parse_edge_name
 from circuitlang.present.interop.read import MAX_PER_CODE, graph_from_mib, load_mib, read_mib
 from circuitlang.present.interop.write import check_exportable, graph_json_text, graph_to_mib
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, examples
 
 INTEROP = FIXTURES / "interop"
 PLANTED = KNOWN_SHAPES["zoo:mlp-planted"]  # 2 layers x 2 heads, with MLPs
@@ -249,7 +249,7 @@ def circuits(draw: st.DrawFn) -> CircuitGraph:
     return CircuitGraph.from_edges(edges, model=PLANTED.name, name="c", annotations=notes)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@examples(60, deadline_ms=None)
 @given(circuits())
 def test_random_circuits_round_trip(graph: CircuitGraph) -> None:
     back = _roundtrip(graph)

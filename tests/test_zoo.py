@@ -77,7 +77,8 @@ SMALL = ["induction-2l", "mlp-planted", "induction-trained"]
 
 # ---- building ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", zoo.names())
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "gpt2-random" else n
+                                  for n in zoo.names()])
 def test_builds_deterministically_with_known_shape(name):
     a, b = zoo_model(name).model, zoo_model(f"zoo:{name}").model
     sa, sb = a.state_dict(), b.state_dict()

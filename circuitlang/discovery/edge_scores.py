@@ -40,7 +40,7 @@ def normaliser(session: Session, evaluator: Evaluator | None) -> float:
 
 
 def accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, clean_out: dict[Node, torch.Tensor],
-                ablated: dict[Node, torch.Tensor], named, weight: float) -> None:
+                ablated: dict[Node, torch.Tensor], named) -> None:
     """Add sum over batch, positions, d_model of (out_S - abl_S) . grad_R for every edge.
 
     (out_S - abl_S) . grad is minus the first-order change of the metric when the edge
@@ -72,7 +72,7 @@ def accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, cle
             g = grads[key][row_of(e)]
             mask = position_mask(e.position, named, g.shape[1]).to(g.device, g.dtype)
             value = float(torch.einsum("bpd,bpd,bp->", diff[index[e.sender]].to(g.dtype), g, mask))
-            totals[e] = totals.get(e, 0.0) + weight * value
+            totals[e] = totals.get(e, 0.0) + value
     for key, group in by_key.items():
         # [S', R] = flat diffs of the senders before R @ flat gradients (R = a layer's 3 x
         # n_heads head inputs, or 1); the senders are in layer order, so those that can feed
@@ -84,7 +84,7 @@ def accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, cle
         rows = torch.tensor([index[e.sender] for e in group])
         cols = torch.tensor([row_of(e) for e in group])
         for e, value in zip(group, matrix[rows, cols].tolist()):
-            totals[e] = totals.get(e, 0.0) + weight * value
+            totals[e] = totals.get(e, 0.0) + value
 
 
 # ---------------------------------------------------------------------------------

@@ -70,9 +70,6 @@ class Curve:
         merged.update(zip(ks, faiths))
         self.points = sorted(merged.items())
 
-    def as_json(self) -> list[dict[str, float]]:
-        return [{"edges": k, "faithfulness": f} for k, f in self.points]
-
 
 def _evaluator(target: Session | Evaluator) -> Evaluator:
     """An Evaluator for a Session; anything with `faithfulness(variants)` is used as is."""

@@ -317,7 +317,7 @@ class _Builder(Transformer):
         return S.Call(callee, tuple(args), S.Span(self.path, span.line, span.column, span.end_line, span.end_column + 1))
 
     def paren(self, children: list) -> S.Expr:
-        lpar, inner, rpar = children[0], children[1], children[2]
+        lpar, inner = children[0], children[1]
         self._check_depth([inner], _token_span(self.path, lpar))
         if len(children) == 4:
             return self._channel(inner, str(children[3]), self._join(lpar, children[3]))

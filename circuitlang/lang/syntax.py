@@ -62,10 +62,6 @@ class ComponentRef:
     span: Span = _span()
 
     @property
-    def is_mlp(self) -> bool:
-        return self.heads is None
-
-    @property
     def is_single(self) -> bool:
         return self.layers.is_single and (self.heads is None or self.heads.is_single)
 
@@ -142,9 +138,6 @@ class Position:
 
     def __str__(self) -> str:
         return f"@{self.value}"
-
-
-Scalar = Union[int, float, str, bool]
 
 
 @dataclass(frozen=True)

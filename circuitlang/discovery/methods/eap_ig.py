@@ -48,7 +48,7 @@ def eap_ig_scores(session: Session, edges: Iterable[Edge] | None = None, steps: 
                 progress(index * steps + k, len(session.batches) * steps)
         assert summed is not None
         mean = {key: g / steps for key, g in summed.items()}
-        accumulate(totals, session, edge_list, mean, outputs, ablated.outputs, named, 1.0)
+        accumulate(totals, session, edge_list, mean, outputs, ablated.outputs, named)
     return {e: totals.get(e, 0.0) / scale for e in edge_list}
 
 

@@ -29,13 +29,8 @@ from typing import Mapping, Sequence
 import torch
 
 from ...core.graph import EMBED, LOGITS, CircuitGraph, Node
-from ...core.positions import Position
 from ..backends.base import Backend, Unsupported
 from ..positions import position_index, position_mask
-
-# (sender, positions or None for all, sender's signature id)
-Term = tuple[Node, "frozenset[Position] | None", int]
-
 
 @dataclass
 class _Batch:

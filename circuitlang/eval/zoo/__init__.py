@@ -32,20 +32,19 @@ class ZooEntry:
     task: str  # a name in circuitlang.eval.tasks.registry.GENERATORS
     builder: Callable[..., ZooModel] = field(repr=False)
     task_kwargs: dict[str, Any] = field(default_factory=dict)
-    circuit_file: str | None = None  # stdlib file holding its circuit, if any
 
 
 ZOO: dict[str, ZooEntry] = {
     e.name: e
     for e in [
         ZooEntry("induction-2l", "2-layer attention-only, hand-set previous-token head L0.H2 + induction head L1.H1",
-                 "induction", induction.build, {"seq_len": 16}, "stdlib/zoo/induction.circ"),
+                 "induction", induction.build, {"seq_len": 16}),
         ZooEntry("mlp-planted", "2-layer with MLPs, hand-set: L0.H0 moves digit a to END, L0.MLP looks up (a+b) mod 5",
-                 "mod_sum", mlp_planted.build, {"seq_len": 8}, "stdlib/zoo/mlp_planted.circ"),
+                 "mod_sum", mlp_planted.build, {"seq_len": 8}),
         ZooEntry("gpt2-random", "GPT-2-small shape (12x12, d_model 768, LN, gelu_new), random weights, seed 0",
                  "random_tokens", gpt2_random.build, {"seq_len": 16}),
         ZooEntry("induction-trained", "2-layer attention-only model trained on repeated random tokens (induction)",
-                 "induction", trained.build, {"seq_len": 16}, "stdlib/zoo/induction_trained.circ"),
+                 "induction", trained.build, {"seq_len": 16}),
     ]
 }
 
