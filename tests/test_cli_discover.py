@@ -71,3 +71,15 @@ def test_discover_refuses_metrics_without_a_useful_gradient(monkeypatch) -> None
     accuracy = run("discover", "--task", task, "--method", "eap-ig", "--metric", "accuracy", "--edges", "3")
     assert accuracy.exit_code == 2 and "accuracy has no gradient" in accuracy.output
     assert run("discover", "--task", task, "--method", "eap-ig", "--metric", "kl", "--edges", "5").exit_code == 0
+
+
+def test_discover_failures_go_through_the_one_failure_path(monkeypatch, tmp_path: Path) -> None:
+    """Usage problems print `error: ...` (exit 2) like every other command; a model that
+    cannot be loaded prints `error: ...` with its help (exit 1)."""
+    monkeypatch.chdir(ROOT)
+    both = run("discover", "--task", "stdlib/zoo/induction.circ:repeat_tokens", "--edges", "3", "--target", "0.9")
+    assert both.output.startswith("error: choose one of --edges, --threshold and --target")
+    missing = run("discover", "--task", "stdlib/zoo/induction.circ:repeat_tokens", "--model", "no-such-model-here",
+                  "--edges", "3")
+    assert missing.exit_code == 1 and missing.output.startswith("error: cannot load pretrained")
+    assert "  = help: download it once" in missing.output

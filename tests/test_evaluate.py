@@ -232,3 +232,30 @@ def test_seed_override_reaches_generator_calls_that_name_a_seed(induction) -> No
     same = task_data(spec, loaded)
     assert torch.equal(task_data(spec, loaded).clean, same.clean)
     assert not torch.equal(task_data(spec, loaded, seed=3).clean, same.clean)
+
+
+def test_results_and_compiled_files_are_frozen(induction) -> None:
+    import dataclasses
+
+    loaded, circuit, data = induction
+    report = Evaluator(Session(loaded, data, "zero")).report(circuit, minimality=False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.faithfulness = 1.0  # type: ignore[misc]
+    compiled = cl.compile_text("model gpt2\ncircuit c { L9.H6 -> logits }")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        compiled.checks = ()  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        compiled.circuits["d"] = circuit  # type: ignore[index]
+
+
+def test_one_loader_keeps_each_model_once(tmp_path: Path) -> None:
+    from circuitlang.eval.loading import model_for
+
+    path = tmp_path / "c.circ"
+    path.write_text("model zoo:induction-2l\ncircuit c { L1.H1 -> logits }\n")
+    ref = cl.compile_file(path).model_ref
+    assert ref is not None and (ref.name, ref.quoted, ref.base_dir) == ("zoo:induction-2l", False, tmp_path)
+    assert model_for(ref) is model_for(ref)
+    assert model_for(ref, dtype="float64") is not model_for(ref)
+    with pytest.raises(ModelLoadError, match="declares no model"):
+        model_for(None)

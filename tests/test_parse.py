@@ -566,3 +566,19 @@ def test_one_token_annotations_report_bad_numbers_where_they_are(content: str) -
     general = parse_text(f"{head}[{content}\n]\n}}\n", "a.circ")[1]
     assert [(d.code, d.span) for d in fast] == [(d.code, d.span) for d in general]
     assert [d.code for d in fast] == ["E109"] and fast[0].span.column == len("    L0.H1 -> L1.H2.q [score = ") + 1
+
+
+def test_parsing_is_reentrant_across_threads() -> None:
+    """Each parse has its own builder and comment list (a pool of parsers): files parsed at
+    the same time in several threads keep their own paths, spans and comments."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = "".join(f"    L{layer}.H{head} -> logits  // edge {layer}.{head}\n" for layer in range(12) for head in range(12))
+    sources = {f"f{i}.circ": f"// file {i}\nmodel gpt2\ncircuit c{i} {{\n{body}}}  // end {i}\n" for i in range(12)}
+    alone = {path: parse_text(text, path) for path, text in sources.items()}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        together = dict(zip(sources, pool.map(lambda item: parse_text(item[1], item[0]), sources.items())))
+    for path, (module, diagnostics) in together.items():
+        assert (module, diagnostics) == alone[path]
+        assert [c.text for c in module.comments] == [c.text for c in alone[path][0].comments]
+        assert module.statements[1].name_span.path == path
