@@ -11,7 +11,7 @@ run, each in a fresh process (so peak memory is its own):
   logits, the same pass unembedding only the END position (what the engine computes);
 - fast: the K variants, batched, with circuitlang's fast engine (logits at END);
 - reference: the K variants one `run_with_hooks` call each (the masked formula of
-  DESIGN.md section 4 with split q/k/v inputs), timed on a few and extrapolated.
+  docs/evaluation.md, with split q/k/v inputs), timed on a few and extrapolated.
 
 Targets: fast <= 1.5x plain; reference / fast >= 5. Also the worst case for the fast
 engine, a dense circuit (every edge of the model, 99 single edges removed), against a

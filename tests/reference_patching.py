@@ -1,4 +1,4 @@
-"""A self-contained reference implementation of edge patching (DESIGN.md section 4),
+"""A self-contained reference implementation of edge patching (docs/evaluation.md, "Semantics"),
 written with TransformerLens hooks and nothing from circuitlang's evaluator, so that it
 can serve as ground truth for it. Used by tests/test_zoo.py and
 scripts/find_zoo_circuit.py.

@@ -2,7 +2,7 @@
 
 The ground-truth checks use tests/reference_patching.py, a self-contained reference
 implementation of edge patching with TransformerLens hooks and nothing from the
-evaluator (docs/evaluation.md, "What an edge means").
+evaluator (docs/evaluation.md, "Semantics").
 """
 
 from __future__ import annotations

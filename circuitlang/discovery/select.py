@@ -10,7 +10,7 @@ A circuit built from the top edges keeps the evaluator's semantics (docs/evaluat
 an edge whose sender has no incoming edge in the circuit carries the output the sender
 computes on the all-ablated input.
 
-CPR and CMD (MIB, Mueller et al. 2025; DESIGN.md section 4): with f(k) the faithfulness
+CPR and CMD (MIB, Mueller et al. 2025): with f(k) the faithfulness
 of the top-k circuit and k = max(1, x |E| rounded half up) for x in FRACTIONS,
 
     CPR = trapezoid area of f over x        (higher is better)

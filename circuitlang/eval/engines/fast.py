@@ -1,6 +1,6 @@
 """The fast engine: evaluate K circuit variants at once, computing only what differs.
 
-Under the semantics of edge patching (docs/evaluation.md, "What an edge means") a
+Under the semantics of edge patching (docs/evaluation.md, "Semantics") a
 receiver's input is
 
     input_R = abl_input_R + sum over edges (S -> R) in the circuit of (out_S - abl_S)
