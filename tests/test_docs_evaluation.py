@@ -155,7 +155,7 @@ def test_documented_python_api_exists() -> None:
     from circuitlang.eval.runner import RunOptions
     from circuitlang.eval.session import Session
 
-    assert callable(cl.load) and callable(cl.check_file) and callable(cl.load_model)
+    assert callable(cl.load) and callable(cl.check_file) and callable(cl.load_model) and cl.evaluate is evaluate
     assert {"ablation", "metric", "epsilon", "completeness_samples", "batch_size", "seed"} <= \
         set(inspect.signature(evaluate).parameters)
     assert {"device", "dtype", "batch_size", "seed", "skip_unavailable", "full_report", "completeness_samples"} <= \
