@@ -49,6 +49,16 @@ def assert_golden(expected_path: Path, actual: str) -> None:
     assert actual == expected, f"{expected_path.name} differs from the golden file (UPDATE_GOLDEN=1 to accept)"
 
 
+def load_script(name: str):
+    """A script of scripts/ as a module (scripts are run by hand, not installed)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def root() -> Path:
     return ROOT

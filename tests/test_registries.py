@@ -8,9 +8,6 @@ registered entry, so a new file without a test fails here.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -20,9 +17,7 @@ from circuitlang.core.metrics import METRICS
 from circuitlang.core.registry import Registry, UnknownName
 from circuitlang.discovery.methods import METHODS
 from circuitlang.lang.pipeline import compile_text
-
-ROOT = Path(__file__).resolve().parent.parent
-
+from tests.conftest import ROOT, load_script
 
 # ---- the registry itself ---------------------------------------------------------------
 
@@ -165,15 +160,8 @@ def test_checks_accept_exactly_the_registered_names() -> None:
     assert diagnostic.code == "E402" and diagnostic.help == "did you mean `logprob`?"
 
 
-def _docs_generator():
-    spec = importlib.util.spec_from_file_location("gen_registry_docs", ROOT / "scripts" / "gen_registry_docs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_docs_tables_are_current() -> None:
-    generator = _docs_generator()
+    generator = load_script("gen_registry_docs")
     for page in sorted(set(generator.PAGES.values())):
         text = (ROOT / page).read_text(encoding="utf-8")
         assert generator.render(text, page) == text, f"{page}: run .venv/bin/python scripts/gen_registry_docs.py"

@@ -8,7 +8,6 @@ statically only: no weights are available offline.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -23,6 +22,7 @@ from circuitlang.lang.lower import groups_of
 from circuitlang.lang.parse import parse_file
 from circuitlang.lang.pipeline import compile_file, compile_text
 from circuitlang.present.render import dot_available, to_dot
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 STDLIB = ROOT / "stdlib"
@@ -49,18 +49,11 @@ def _repository_stdlib(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CIRCUITLANG_STDLIB", raising=False)
 
 
-def _generator():
-    spec = importlib.util.spec_from_file_location("gen_stdlib_docs", ROOT / "scripts" / "gen_stdlib_docs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # ---- docs/stdlib.md --------------------------------------------------------------------------
 
 
 def test_docs_stdlib_md_is_current() -> None:
-    expected = _generator().render()
+    expected = load_script("gen_stdlib_docs").render()
     current = (ROOT / "docs" / "stdlib.md").read_text(encoding="utf-8")
     assert current == expected, "docs/stdlib.md is out of date: run .venv/bin/python scripts/gen_stdlib_docs.py"
 
