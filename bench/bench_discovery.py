@@ -111,7 +111,7 @@ def main() -> None:
 
 
 def _acdc_rows(label: str, evaluator, start) -> None:
-    from circuitlang.discovery.acdc import acdc, acdc_sequential
+    from circuitlang.discovery.methods.acdc import acdc, acdc_sequential
 
     fast_t, fast = _timed(lambda: acdc(evaluator, start, 0.01))
     slow_t, slow = _timed(lambda: acdc_sequential(evaluator, start, 0.01))

@@ -222,8 +222,10 @@ def _place(model: "HookedTransformer", device: str | torch.device, dtype: torch.
     return model
 
 
-def _load_state(model: "HookedTransformer", state: Mapping[str, torch.Tensor], what: str) -> None:
-    missing, unexpected = model.load_state_dict(dict(state), strict=False)
+def _load_state(model: "HookedTransformer", state: Mapping[str, torch.Tensor], what: str, assign: bool = False) -> None:
+    """Load weights, refusing a state dict that does not fit the config; `assign` takes
+    the tensors as they are instead of copying them (same dtype and device only)."""
+    missing, unexpected = model.load_state_dict(dict(state), strict=False, assign=assign)
     real_missing = [k for k in missing if not k.endswith(("IGNORE", "mask"))]
     if real_missing or unexpected:
         raise ModelLoadError(f"{what} does not fit its config: missing {real_missing[:3]}, "
@@ -235,7 +237,8 @@ def from_state(config: Mapping[str, Any], state: Mapping[str, torch.Tensor], nam
                shape: ModelShape | None = None) -> TransformerLensBackend:
     """A backend for the model `config` describes with the weights `state` (a zoo model)."""
     model = _blank_model(config)
-    _load_state(model, state, f"the weights of `{name}`")
+    weights = {key: value.to("cpu", torch.float32) for key, value in state.items()}  # no copy when they are
+    _load_state(model, weights, f"the weights of `{name}`", assign=True)
     return TransformerLensBackend(_place(model, device, dtype), name, shape)
 
 
