@@ -128,3 +128,32 @@ def test_batched_variants_equal_single_runs(setup) -> None:
     reference = run_reference(model, clean, ablated, variants, named)
     reference_singles = torch.stack([run_reference(model, clean, ablated, [v], named)[0] for v in variants])
     torch.testing.assert_close(reference, reference_singles, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_results_are_the_same_in_every_process() -> None:
+    """The fast engine sums each receiver's terms in a fixed order: two processes give
+    bit-identical logits (set order, which decided it before, changes between processes)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    probe = """
+import hashlib, torch
+torch.set_num_threads(1)
+import circuitlang as cl
+from circuitlang.eval.engines.fast import FastEngine
+from circuitlang.eval.loading import load_model
+from circuitlang.eval.senders import cache_senders
+from circuitlang.eval.tasks.registry import task_data
+from circuitlang.lang.check import TaskSpec
+model = load_model("zoo:induction-trained")
+data = task_data(TaskSpec("t", ("induction", {"n": 32})), model)
+circuit = cl.load("stdlib/zoo/induction_trained.circ").circuits["found"]
+logits = FastEngine(model).run(data.clean, cache_senders(model, data.corrupt).outputs, [circuit], dict(data.positions))
+print(hashlib.sha256(logits.numpy().tobytes()).hexdigest())
+"""
+    runs = [subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-500:]
+    assert runs[0].stdout == runs[1].stdout

@@ -124,7 +124,7 @@ class FastEngine:
                 per_sender[edge.sender] = None
             else:
                 per_sender.setdefault(edge.sender, set()).add(edge.position)
-        return {port: [(s, None if p is None else frozenset(p)) for s, p in senders.items()]
+        return {port: [(s, None if p is None else frozenset(p)) for s, p in sorted(senders.items(), key=_by_sender)]
                 for port, senders in positions.items()}
 
     def _signatures(self, incoming: list[dict]) -> tuple[list[dict[Node, int]], dict[Node, dict[int, tuple]]]:
@@ -158,7 +158,7 @@ class FastEngine:
         out = base.unsqueeze(0).repeat(len(term_sets), *([1] * base.dim()))
         pairs: dict[tuple, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
         for d, terms in enumerate(term_sets):
-            for sender, positions, ident in terms:
+            for sender, positions, ident in sorted(terms, key=_term_order):
                 targets, rows = pairs[(sender, positions)]
                 targets.append(d)
                 rows.append(deltas.row(sender, ident))
@@ -240,3 +240,14 @@ class FastEngine:
         k, b, d = stacked.shape
         normed = self.backend.final_norm.apply(stacked.reshape(k * b, 1, d))
         return self.backend.unembed(normed).reshape(k, b, -1)
+
+
+# Terms are summed in a fixed order, so that results do not depend on the iteration order
+# of sets (which, for tuples holding None, changes from process to process on Python 3.11).
+def _by_sender(item: tuple) -> tuple:
+    return item[0].sort_key()
+
+
+def _term_order(term: tuple) -> tuple:
+    sender, positions, ident = term
+    return sender.sort_key(), () if positions is None else tuple(sorted(map(str, positions))), ident
