@@ -10,6 +10,7 @@ Importing this module imports torch; TransformerLens is imported when a model is
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 
+from ...core.paths import is_file
 from ...core.shapes import ModelShape
 from .base import Attention, Hook, Layer, ModelLoadError, Norm, Site, SiteKind
 
@@ -245,10 +247,6 @@ def from_state(config: Mapping[str, Any], state: Mapping[str, torch.Tensor], nam
 def load_checkpoint(path: Path, name: str, device: str | torch.device = "cpu",
                     dtype: torch.dtype = torch.float32, shape: ModelShape | None = None) -> TransformerLensBackend:
     """A checkpoint directory: `config.json` (HookedTransformerConfig fields) and `model.safetensors`."""
-    import json
-
-    from ...core.paths import is_file
-
     HookedTransformer, HookedTransformerConfig = _quiet_import()
     config_path, weights_path = path / "config.json", path / "model.safetensors"
     if not is_file(config_path) or not is_file(weights_path):
