@@ -259,3 +259,36 @@ def test_one_loader_keeps_each_model_once(tmp_path: Path) -> None:
     assert model_for(ref, dtype="float64") is not model_for(ref)
     with pytest.raises(ModelLoadError, match="declares no model"):
         model_for(None)
+
+
+def test_checkpoint_directories_load_through_the_file_path(tmp_path: Path) -> None:
+    """A checkpoint directory (config.json with HookedTransformerConfig fields and
+    model.safetensors), named in quotes, evaluates exactly like the zoo model it was saved
+    from, in float32 and float64; weights that do not fit the config are a clear error."""
+    import json as json_module
+
+    from safetensors.torch import save_file
+
+    from circuitlang.eval.zoo import mlp_planted
+
+    zoo = load_model("zoo:mlp-planted")
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    config = {k: v for k, v in mlp_planted.CONFIG.items() if k != "model_name"}
+    (folder / "config.json").write_text(json_module.dumps(config))
+    save_file({k: v.contiguous() for k, v in zoo.model.state_dict().items()}, str(folder / "model.safetensors"))
+    source = ('model "ckpt"\ncircuit c { L0.H0 -> L0.MLP\n embed -> L0.MLP, L0.H0.q, L0.H0.k, L0.H0.v\n'
+              ' L0.MLP -> logits }\ntask t { data mod_sum(n = 32)  ablation zero }\n'
+              'check c on t { expect faithfulness >= 0.9 }\n')
+    (tmp_path / "c.circ").write_text(source)
+    outcome = cl.check_file(tmp_path / "c.circ")
+    assert outcome.passed, (outcome.problems, outcome.checks)
+    task = cl.load(tmp_path / "c.circ").tasks["t"]
+    circuit = cl.load(tmp_path / "c.circ").circuits["c"]
+    from_zoo = cl.evaluate(circuit, zoo, task, ablation="zero", completeness_samples=0)
+    assert outcome.checks[0].circuit.faithfulness == pytest.approx(from_zoo.faithfulness, abs=1e-6)
+    wide = load_model("ckpt", quoted=True, base_dir=tmp_path, dtype=torch.float64)
+    assert wide.dtype == torch.float64 and next(wide.model.parameters()).dtype == torch.float64
+    save_file({"embed.W_E": zoo.model.W_E.detach().clone()}, str(folder / "model.safetensors"))  # the rest missing
+    with pytest.raises(ModelLoadError, match="does not fit its config"):
+        load_model("ckpt", quoted=True, base_dir=tmp_path)
