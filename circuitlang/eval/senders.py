@@ -40,8 +40,9 @@ class SenderCache:
 
 
 def head_outputs(backend: Backend, layer: int, z: torch.Tensor) -> dict[Node, torch.Tensor]:
-    """Each head's output [B, P, d_model] from the layer's z [B, P, H, d_head]."""
-    result = torch.einsum("bphd,hdm->bphm", z, backend.layers[layer].attn.W_O)
+    """Each head's output [B, P, d_model] from the layer's z [B, P, H, d_head], as data: no
+    gradient flows back into W_O (EAP reads these under autograd)."""
+    result = torch.einsum("bphd,hdm->bphm", z, backend.layers[layer].attn.W_O.detach())
     return {Node.attn(layer, head): result[:, :, head] for head in range(backend.shape.n_heads)}
 
 
