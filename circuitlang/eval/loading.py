@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..core.models import ALIASES, KNOWN_SHAPES, ModelRef, ShapeError, shape_from_config
+from ..core.models import ALIASES, KNOWN_SHAPES, ModelRef
 from ..core.paths import is_dir
 from .backends import transformer_lens as tl
 from .backends.base import Backend, ModelLoadError
@@ -31,7 +31,7 @@ def load_model(name: str | ModelRef, quoted: bool = False, base_dir: Path | None
         return zoo_model(ref.name, device, dtype)
     path = ref.path()
     if ref.quoted or is_dir(path):
-        return tl.load_checkpoint(path, ref.name, device, dtype, _checkpoint_shape(path, ref.name))
+        return tl.load_checkpoint(path, ref.name, device, dtype)
     canonical = ALIASES.get(ref.name, ref.name)
     return tl.load_pretrained(canonical, device, dtype, KNOWN_SHAPES.get(canonical))
 
@@ -45,17 +45,6 @@ def zoo_model(name: str, device: str | torch.device = "cpu", dtype: torch.dtype 
     except ZooError as err:
         raise ModelLoadError(err.message, err.help) from None
     return tl.from_state(model.config, model.state, full, device, dtype)
-
-
-def _checkpoint_shape(path: Path, name: str):
-    """The checkpoint's shape as static checks read it (from config.json); None if unreadable
-    (loading then reports the problem)."""
-    import json
-
-    try:
-        return shape_from_config(json.loads((path / "config.json").read_text(encoding="utf-8")), name)
-    except (OSError, ValueError, ShapeError, AttributeError):
-        return None
 
 
 _LOADED: dict[tuple, Backend] = {}

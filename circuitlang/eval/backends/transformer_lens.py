@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 
+from ...core.models import shape_from_config
 from ...core.paths import is_file
 from ...core.shapes import ModelShape
 from .base import Attention, Hook, Layer, ModelLoadError, Norm, Site, SiteKind
@@ -245,8 +246,9 @@ def from_state(config: Mapping[str, Any], state: Mapping[str, torch.Tensor], nam
 
 
 def load_checkpoint(path: Path, name: str, device: str | torch.device = "cpu",
-                    dtype: torch.dtype = torch.float32, shape: ModelShape | None = None) -> TransformerLensBackend:
-    """A checkpoint directory: `config.json` (HookedTransformerConfig fields) and `model.safetensors`."""
+                    dtype: torch.dtype = torch.float32) -> TransformerLensBackend:
+    """A checkpoint directory: `config.json` (HookedTransformerConfig fields) and `model.safetensors`.
+    Its shape is read from config.json, as static checks read it."""
     HookedTransformer, HookedTransformerConfig = _quiet_import()
     config_path, weights_path = path / "config.json", path / "model.safetensors"
     if not is_file(config_path) or not is_file(weights_path):
@@ -263,7 +265,7 @@ def load_checkpoint(path: Path, name: str, device: str | torch.device = "cpu",
         model = HookedTransformer(cfg)
     _load_state(model, load_file(str(weights_path), device=str(device)), f"model.safetensors of `{name}`")
     model.eval()
-    return TransformerLensBackend(model, name, shape)
+    return TransformerLensBackend(model, name, shape_from_config(fields, name))
 
 
 def load_pretrained(name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,

@@ -32,6 +32,7 @@ from ...core.graph import EMBED, LOGITS, CircuitGraph, Node
 from ..backends.base import Backend, Unsupported
 from ..positions import position_index, position_mask
 
+
 @dataclass
 class _Batch:
     """Per-batch constants: ablated values and the inputs every receiver reads when all is cut."""
