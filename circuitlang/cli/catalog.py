@@ -3,18 +3,63 @@
 from __future__ import annotations
 
 import json
+import textwrap
+from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:
+    from ..core.shapes import ModelShape
+
+WIDTH = 100  # `circ models` stays readable in a terminal this wide
+
+
+def _kind(shape: ModelShape) -> str:
+    if shape.attn_only:
+        return "attention-only"
+    return "parallel attention + MLP" if shape.parallel_attn_mlp else "attention + MLP"
+
+
+def _heads(shape: ModelShape) -> str:
+    kv = f" (kv {shape.n_kv_heads})" if shape.n_kv_heads < shape.n_heads else ""
+    return f"{shape.n_layers} x {shape.n_heads}{kv}"
+
 
 @click.command()
-def models() -> None:
-    """List the models whose shapes are known without weights (zoo and pretrained names)."""
-    from ..core.models import KNOWN_SHAPES
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def models(fmt: str) -> None:
+    """List the models whose shapes are known without weights: the zoo and the shipped
+    table of pretrained models (GPT-2, Pythia, Qwen2.5, Gemma 2, Llama 3, OLMo 2), each with
+    its aliases and where its numbers come from.
 
-    width = max(len(n) for n in KNOWN_SHAPES)
+    A `model` line may also name a Hugging Face model in the local cache (its cached
+    config.json gives the shape) or a checkpoint directory with a config.json.
+
+    \b
+    Example:
+      circ models
+      circ models --format json
+    """
+    from ..core.models import KNOWN_SHAPES, aliases_of
+
+    if fmt == "json":
+        click.echo(json.dumps([
+            {"name": name, "aliases": list(aliases_of(name)), "n_layers": s.n_layers, "n_heads": s.n_heads,
+             "n_kv_heads": s.n_kv_heads, "d_model": s.d_model, "d_head": s.d_head, "attn_only": s.attn_only,
+             "parallel_attn_mlp": s.parallel_attn_mlp, "kind": _kind(s), "source": s.source}
+            for name, s in KNOWN_SHAPES.items()], indent=2))
+        return
+    name_width = max(len(n) for n in KNOWN_SHAPES)
+    heads_width = max(len("layers x heads"), *(len(_heads(s)) for s in KNOWN_SHAPES.values()))
+    click.echo(f"{'name':<{name_width}}  {'layers x heads':<{heads_width}}  {'d_model':>7}  {'d_head':>6}  kind")
+    click.echo("    where the shape comes from; aliases: other names of the same model")
     for name, shape in KNOWN_SHAPES.items():
-        click.echo(f"{name:<{width}}  {shape.describe():<48}  {shape.source}")
+        click.echo(f"{name:<{name_width}}  {_heads(shape):<{heads_width}}  {shape.d_model:>7}  {shape.d_head:>6}  "
+                   f"{_kind(shape)}")
+        detail = shape.source + (f"; aliases: {', '.join(aliases_of(name))}" if aliases_of(name) else "")
+        click.echo(textwrap.fill(detail, WIDTH, initial_indent="    ", subsequent_indent="      "))
+    click.echo("\n(kv N: N key/value heads shared by the query heads. A Hugging Face name in the local cache"
+               " or a\ncheckpoint directory's config.json gives the shape of a model not listed here.)")
 
 
 @click.command("stdlib")
