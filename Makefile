@@ -1,10 +1,15 @@
 # circuitlang: `make demo` runs the main job, `make test` the whole suite.
-# Both set up .venv first when it is missing (torch's CPU wheel, then the package).
+# Both set up .venv first when it is missing (torch's CPU wheel, then the package with
+# TransformerLens 4.x). `make test` also sets up .venv-tl3 (the same with TransformerLens
+# 3.9) and runs the suite there too: both supported backends stay tested.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+VENV3  ?= .venv-tl3
+PY3    := $(VENV3)/bin/python
+STAMP3 := $(VENV3)/.installed-stamp
 OUT    ?= out
 
 export HF_HUB_OFFLINE := 1
@@ -17,8 +22,14 @@ setup: $(STAMP) graphviz
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' 'transformer-lens>=4,<5'
 	@touch $(STAMP)
+
+$(STAMP3): pyproject.toml
+	@test -x $(PY3) || $(PYTHON) -m venv $(VENV3)
+	$(PY3) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY3) -m pip install --quiet --disable-pip-version-check -e '.[dev]' 'transformer-lens>=3.9,<4'
+	@touch $(STAMP3)
 
 # Rendering needs Graphviz's `dot`: install it as root, else say how.
 graphviz:
@@ -39,12 +50,15 @@ demo: setup
 	$(VENV)/bin/circ render stdlib/zoo/induction.circ --circuit induction -o $(OUT)/induction.svg
 	@echo "demo: report in $(OUT)/induction.md and $(OUT)/induction.json, drawing in $(OUT)/induction.svg"
 
-test: setup
+test: setup $(STAMP3)
+	@echo "== the suite under TransformerLens 4 ($(VENV)) =="
 	$(PY) -m pytest
+	@echo "== the suite under TransformerLens 3 ($(VENV3)) =="
+	$(PY3) -m pytest -p no:cacheprovider
 
 bench: setup
 	$(PY) bench/bench_static.py
 	$(PY) bench/bench_eval.py
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(VENV3) $(OUT) .pytest_cache .hypothesis

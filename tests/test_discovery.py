@@ -55,6 +55,7 @@ from circuitlang.eval.session import Session
 from circuitlang.eval.tasks.registry import task_data  # noqa: E402
 from circuitlang.lang.check import TaskSpec  # noqa: E402
 from circuitlang.lang.write import graph_to_circ  # noqa: E402
+from tests.engine_models import ARCHITECTURES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {
@@ -290,7 +291,7 @@ def test_exact_scores_of_a_subset_match_the_evaluator() -> None:
 
 # ---- EAP is the first-order term of exact patching, on every architecture -------------
 
-@pytest.mark.parametrize("architecture", ["ln-mlp", "no-norm-attn-only", "lnpre-parallel", "rms-rotary"])
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 def test_eap_is_the_derivative_of_exact_patching(architecture: str) -> None:
     """With ablation values a small step away from the clean outputs (abl_S = out_S +
     eps * noise), cutting one edge changes the metric by -eps noise . grad + O(eps^2): the

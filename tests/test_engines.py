@@ -22,7 +22,7 @@ from circuitlang.eval.engines.reference import run_reference
 from circuitlang.eval.senders import SenderCache, cache_senders
 from circuitlang.eval.session import knockout_logits
 from tests.conftest import examples
-from tests.engine_models import ARCHITECTURES, full_circuit, tiny_model
+from tests.engine_models import ARCHITECTURES, full_circuit, norm_rounding, tiny_model
 
 B, P = 3, 7
 
@@ -112,7 +112,8 @@ def test_fast_engine_equals_reference(setup, data) -> None:
     ablated = ablations(model, clean, corrupt)[ablation].outputs
     fast = FastEngine(model).run(clean, ablated, variants, named)
     reference = run_reference(model, clean, ablated, variants, named)
-    torch.testing.assert_close(fast, reference, atol=1e-8, rtol=1e-8)
+    slack = 10 * norm_rounding(model)  # float32 norms inside a float64 model (engine_models.norm_rounding)
+    torch.testing.assert_close(fast, reference, atol=max(1e-8, slack), rtol=max(1e-8, slack))
 
 
 def test_batched_variants_equal_single_runs(setup) -> None:

@@ -12,6 +12,7 @@ import torch
 import circuitlang as cl
 from circuitlang.core.graph import CircuitGraph, Edge, Node
 from circuitlang.eval.backends.base import ModelLoadError
+from circuitlang.eval.backends.installed import transformer_lens_major
 from circuitlang.eval.evaluator import Evaluator
 from circuitlang.eval.loading import load_model
 from circuitlang.eval.session import EvaluationError, Session
@@ -203,13 +204,16 @@ def test_fast_engine_that_cannot_reproduce_the_model_is_replaced(induction, monk
 
     honest = Evaluator(Session(loaded, data, "zero")).report(circuit, minimality=False).faithfulness
     monkeypatch.setattr(FastEngine, "run", lambda self, clean, ablated, variants, named:
-                        torch.zeros(len(variants), clean.shape[0], loaded.model.cfg.d_vocab))
+                        torch.zeros(len(variants), clean.shape[0], loaded.d_vocab))
     session = Session(loaded, data, "zero")
     assert session.engine_name == "reference"
     assert any("does not reproduce this model" in note for note in session.notes)
     assert Evaluator(session).report(circuit, minimality=False).faithfulness == pytest.approx(honest, abs=1e-4)
 
 
+@pytest.mark.skipif(transformer_lens_major() != 3,
+                    reason="TransformerLens 3.x config flags; 4.x's refusals are read from the model's modules "
+                           "(tests/test_hf_architectures.py)")
 @pytest.mark.parametrize("flag", [dict(use_local_attn=True), dict(output_logits_soft_cap=30.0),
                                   dict(use_normalization_before_and_after=True)])
 def test_unsupported_architectures_are_refused_by_the_fast_engine(flag) -> None:
@@ -269,14 +273,16 @@ def test_checkpoint_directories_load_through_the_file_path(tmp_path: Path) -> No
 
     from safetensors.torch import save_file
 
-    from circuitlang.eval.zoo import mlp_planted
+    from circuitlang.eval.zoo import mlp_planted, weights
+    from circuitlang.eval.zoo.layout import blank_state
 
     zoo = load_model("zoo:mlp-planted")
+    state = weights("zoo:mlp-planted", blank_state).state  # HookedTransformer's layout, as such checkpoints hold
     folder = tmp_path / "ckpt"
     folder.mkdir()
     config = {k: v for k, v in mlp_planted.CONFIG.items() if k != "model_name"}
     (folder / "config.json").write_text(json_module.dumps(config))
-    save_file({k: v.contiguous() for k, v in zoo.model.state_dict().items()}, str(folder / "model.safetensors"))
+    save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "model.safetensors"))
     source = ('model "ckpt"\ncircuit c { L0.H0 -> L0.MLP\n embed -> L0.MLP, L0.H0.q, L0.H0.k, L0.H0.v\n'
               ' L0.MLP -> logits }\ntask t { data mod_sum(n = 32)  ablation zero }\n'
               'check c on t { expect faithfulness >= 0.9 }\n')
@@ -289,6 +295,6 @@ def test_checkpoint_directories_load_through_the_file_path(tmp_path: Path) -> No
     assert outcome.checks[0].circuit.faithfulness == pytest.approx(from_zoo.faithfulness, abs=1e-6)
     wide = load_model("ckpt", quoted=True, base_dir=tmp_path, dtype=torch.float64)
     assert wide.dtype == torch.float64 and next(wide.model.parameters()).dtype == torch.float64
-    save_file({"embed.W_E": zoo.model.W_E.detach().clone()}, str(folder / "model.safetensors"))  # the rest missing
+    save_file({"embed.W_E": state["embed.W_E"].clone()}, str(folder / "model.safetensors"))  # the rest missing
     with pytest.raises(ModelLoadError, match="does not fit its config"):
         load_model("ckpt", quoted=True, base_dir=tmp_path)

@@ -15,7 +15,7 @@ from circuitlang.eval.evaluator import Evaluator
 from circuitlang.eval.session import Session
 from circuitlang.eval.tasks.registry import task_data  # noqa: E402
 from circuitlang.lang.check import TaskSpec  # noqa: E402
-from tests.engine_models import ARCHITECTURES, tiny_model  # noqa: E402
+from tests.engine_models import ARCHITECTURES, norm_rounding, tiny_model  # noqa: E402
 
 ARCHS = {**ARCHITECTURES, "rmspre": dict(normalization_type="RMSPre", attn_only=False)}
 
@@ -50,13 +50,15 @@ def session(request) -> Session:
 def test_head_space_equals_split_inputs(session: Session) -> None:
     model = session.backend.model
     flags = (model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in)
+    slack = 10 * norm_rounding(session.backend)  # float32 norms inside a float64 model
     for index in range(len(session.batches)):
         head, out_head = receiver_grads(session, index, lambda x: 0.7 * x, keep_senders=True, split=False)
         split, out_split = receiver_grads(session, index, lambda x: 0.7 * x, keep_senders=True, split=True)
         assert head.keys() == split.keys()
         for key in head:
             assert head[key].shape == split[key].shape, key
-            torch.testing.assert_close(head[key], split[key], rtol=1e-9, atol=1e-12, msg=str(key))
+            torch.testing.assert_close(head[key], split[key], rtol=max(1e-9, slack), atol=max(1e-12, slack),
+                                       msg=str(key))
         assert out_head.keys() == out_split.keys()
         for node in out_head:
             torch.testing.assert_close(out_head[node], out_split[node], rtol=1e-9, atol=1e-12)
@@ -76,5 +78,6 @@ def test_eap_scores_do_not_depend_on_the_route(session: Session, monkeypatch) ->
     monkeypatch.setattr("circuitlang.discovery.receiver_grads.head_space_supported", lambda backend: False)
     split = eap_scores(session, evaluator=evaluator)
     assert head.keys() == split.keys()
+    slack = 10 * norm_rounding(session.backend)  # float32 norms inside a float64 model
     for edge in head:
-        assert head[edge] == pytest.approx(split[edge], rel=1e-8, abs=1e-12), str(edge)
+        assert head[edge] == pytest.approx(split[edge], rel=max(1e-8, slack), abs=max(1e-12, slack)), str(edge)

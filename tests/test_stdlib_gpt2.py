@@ -438,12 +438,12 @@ def test_a_model_without_tokenizer_is_a_clear_problem(tmp_path: Path) -> None:
     assert "`ioi`" in outcome.problems[0].message and "tokenizer" in outcome.problems[0].message
 
 
-def tiny_gpt2_shaped_model():
-    """12 layers x 12 heads like GPT-2 small, d_model 24, random weights, with a real Hugging
-    Face tokenizer over the word pieces of WordTokens (no GPT-2 files needed)."""
+def tiny_gpt2_directory(folder: Path) -> Path:
+    """A Hugging Face GPT-2 directory (`save_pretrained`'s files) with 12 layers x 12
+    heads like GPT-2 small, d_model 24, random weights, and a real tokenizer over the
+    word pieces of WordTokens (no GPT-2 files needed): what a user's own model looks like."""
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-    from transformers import PreTrainedTokenizerFast
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
     from circuitlang.eval.tasks.stdlib import greater_than_data
 
@@ -459,26 +459,31 @@ def tiny_gpt2_shaped_model():
     core.pre_tokenizer = pre_tokenizers.Split(Regex(WordTokens.PIECES.pattern), behavior="isolated")
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
                                         pad_token="<|endoftext|>", unk_token="[UNK]")
-    cfg = HookedTransformerConfig(n_layers=12, n_heads=12, d_model=24, d_head=2, d_mlp=48, d_vocab=len(vocab),
-                                  n_ctx=48, act_fn="gelu_new", normalization_type="LN", seed=0)
+    config = GPT2Config(n_layer=12, n_head=12, n_embd=24, vocab_size=len(vocab), n_positions=48,
+                        activation_function="gelu_new", bos_token_id=0, eos_token_id=0, attn_implementation="eager")
+    torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = HookedTransformer(cfg)
-    model.tokenizer = tokenizer  # set_tokenizer would reload it by name for add_bos_token
-    model.cfg.tokenizer_prepends_bos = False
-    model.eval()
-    return model
+        model = GPT2LMHeadModel(config).eval()
+        model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
-def test_circuits_evaluate_end_to_end_on_a_gpt2_shaped_model(ioi_file: cl.Compiled, gt_file: cl.Compiled) -> None:
-    from circuitlang.eval.backends.transformer_lens import TransformerLensBackend
+def test_circuits_evaluate_end_to_end_on_a_gpt2_shaped_model(ioi_file: cl.Compiled, gt_file: cl.Compiled,
+                                                             tmp_path: Path) -> None:
+    """The IOI and greater-than pipelines (generators, positions, circuits) on a random
+    GPT-2-config model loaded from its directory the way `model "dir"` loads it: the
+    numbers mean nothing, the plumbing is real."""
     from circuitlang.eval.evaluator import Evaluator
+    from circuitlang.eval.loading import load_model
     from circuitlang.eval.session import Session
 
-    model = tiny_gpt2_shaped_model()
-    loaded = TransformerLensBackend(model, "tiny-gpt2-shape")
+    folder = tiny_gpt2_directory(tmp_path / "tiny")
+    loaded = load_model("tiny", quoted=True, base_dir=tmp_path)
+    assert loaded.has_tokenizer and loaded.shape.n_heads == 12
     ioi_data_ = ioi(loaded, n=16, seed=0)
-    unk = model.tokenizer.convert_tokens_to_ids("[UNK]")
+    unk = 1
     assert not (ioi_data_.clean == unk).any() and not (ioi_data_.corrupt == unk).any()
     names = ["ioi", "ioi_with_mlps", "ioi_unpositioned", "ioi_nodes"]
     f = Evaluator(Session(loaded, ioi_data_, "resample", batch_size=16)).faithfulness(
@@ -489,6 +494,7 @@ def test_circuits_evaluate_end_to_end_on_a_gpt2_shaped_model(ioi_file: cl.Compil
     f = Evaluator(Session(loaded, years, "resample", batch_size=16)).faithfulness(
         [gt_file.circuits["acdc"], gt_file.circuits["hanna"]])
     assert torch.isfinite(f).all()
+    assert folder.is_dir()
 
 
 # ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ tl = pytest.importorskip("transformer_lens")
 import circuitlang.eval.zoo as zoo  # noqa: E402
 from circuitlang.core.models import KNOWN_SHAPES  # noqa: E402
 from circuitlang.eval.backends.base import ModelLoadError  # noqa: E402
+from circuitlang.eval.backends.installed import transformer_lens_major  # noqa: E402
 from circuitlang.eval.loading import zoo_model  # noqa: E402
 from circuitlang.eval.tasks.base import TaskData  # noqa: E402
 from circuitlang.eval.tasks.registry import GENERATORS  # noqa: E402
@@ -30,6 +31,15 @@ from tests.reference_patching import (  # noqa: E402
     logit_diff,
     wired_distractors,
 )
+
+# The ground-truth checks drive HookedTransformer hooks that TransformerLens 4's native
+# bridge lacks (per-head attention results, split q/k/v inputs): they run under 3.x, in
+# the second environment `make test` runs the suite in. Under 4.x the zoo models are
+# held to the same semantics by the engines' invariants (tests/test_engines.py runs them
+# on models built the way the zoo's are).
+needs_tl3 = pytest.mark.skipif(
+    transformer_lens_major() != 3,
+    reason="the reference patcher needs HookedTransformer (TransformerLens 3.x); make test runs it there")
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 48  # examples per ground-truth check: small, the models are exact
@@ -170,6 +180,7 @@ def test_clean_accuracy_and_logit_diff(name):
 
 # ---- the reference implementation itself -------------------------------------------
 
+@needs_tl3
 @pytest.mark.parametrize("name", ["induction-2l", "mlp-planted"])
 def test_reference_all_edges_is_the_model_and_none_is_the_corruption(name):
     m, data = model(name), task(name, n=8)
@@ -185,6 +196,7 @@ def test_reference_all_edges_is_the_model_and_none_is_the_corruption(name):
 
 # ---- ground truth of the planted circuits ----------------------------------------------
 
+@needs_tl3
 @pytest.mark.parametrize("name,planted,position_only", [
     ("induction-2l", INDUCTION, INDUCTION_POSITION_ONLY),
     ("mlp-planted", MLP_PLANTED, MLP_POSITION_ONLY),
@@ -233,6 +245,7 @@ def test_stdlib_files_state_the_ground_truth():
     assert _circ_edges("stdlib/zoo/mlp_planted.circ", "planted_resample") == MLP_PLANTED - MLP_POSITION_ONLY
 
 
+@needs_tl3
 def test_trained_circuit_as_recorded():
     """stdlib/zoo/induction_trained.circ records what scripts/find_zoo_circuit.py found."""
     m, data = model("induction-trained"), task("induction-trained", n=64, seed=5)

@@ -51,6 +51,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E211": ("error", "channel on an edge's source"),
     "E212": ("error", "wildcard without a model"),
     "W213": ("warning", "no model declared"),
+    "W214": ("warning", "key/value input shared by a head group (grouped-query attention)"),
     # E3xx: names, imports and composition
     "E301": ("error", "unknown name"),
     "E302": ("error", "duplicate definition"),

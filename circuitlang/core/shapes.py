@@ -39,6 +39,33 @@ class ModelShape:
         if not self.n_kv_heads:
             object.__setattr__(self, "n_kv_heads", self.n_heads)
 
+    @property
+    def kv_group(self) -> int:
+        """How many query heads share one key/value head (1 without grouped-query attention)."""
+        return max(self.n_heads // max(self.n_kv_heads, 1), 1)
+
+    def port(self, receiver: Node, channel: str | None) -> tuple[Node, str | None]:
+        """The receiver input an edge into (`receiver`, `channel`) reaches. Under
+        grouped-query attention the heads of a key/value group share one key input and
+        one value input, named by the group's first head: in a model with 2 query heads
+        per key/value head, `L5.H3.k` is `L5.H2.k` (docs/models.md)."""
+        if channel in ("k", "v") and receiver.is_head and self.kv_group > 1:
+            return Node.attn(receiver.layer, receiver.head - receiver.head % self.kv_group), channel
+        return receiver, channel
+
+    def is_port(self, receiver: Node, channel: str | None) -> bool:
+        """Whether (`receiver`, `channel`) is a receiver input's own name (`port` of itself)."""
+        return self.kv_group == 1 or self.port(receiver, channel) == (receiver, channel)
+
+    def input_row(self, receiver: Node, channel: str | None) -> int:
+        """The row of a head's input among its layer's head inputs, ordered as the
+        gradient routes return them: every query head's q, then each key/value group's
+        k, then each group's v (n_heads + 2 n_kv_heads rows)."""
+        if channel == "q":
+            return receiver.head
+        group = receiver.head // self.kv_group
+        return self.n_heads + (0 if channel == "k" else self.n_kv_heads) + group
+
     def heads(self) -> list[Node]:
         return [Node.attn(layer, head) for layer in range(self.n_layers) for head in range(self.n_heads)]
 
@@ -54,7 +81,8 @@ class ModelShape:
 
     def describe(self) -> str:
         kind = "attention-only" if self.attn_only else "attention + MLP"
-        return f"{self.n_layers} layers x {self.n_heads} heads, d_model {self.d_model}, {kind}"
+        kv = f" ({self.n_kv_heads} key/value)" if self.n_kv_heads < self.n_heads else ""
+        return f"{self.n_layers} layers x {self.n_heads} heads{kv}, d_model {self.d_model}, {kind}"
 
 
 def feeds(sender: Node, receiver: Node, shape: ModelShape | None) -> bool:
@@ -72,11 +100,13 @@ def feeds(sender: Node, receiver: Node, shape: ModelShape | None) -> bool:
 @lru_cache(maxsize=8)
 def all_edges(shape: ModelShape) -> tuple[Edge, ...]:
     """Every edge of the model, without positions, in canonical order (`Edge.sort_key`):
-    each receiver input (q, k and v of heads) from each sender that feeds it.
+    each receiver input (q, k and v of heads; under grouped-query attention one k and
+    one v per key/value group, `ModelShape.port`) from each sender that feeds it.
 
     Cached per shape: GPT-2 small has 32,491 edges and sorting them costs ~40 ms.
     """
     nodes = shape.all_nodes()
     edges = [Edge(s, r, ch) for r in nodes if r.is_receiver for s in nodes
-             if s.is_sender and feeds(s, r, shape) for ch in (("q", "k", "v") if r.is_head else (None,))]
+             if s.is_sender and feeds(s, r, shape) for ch in (("q", "k", "v") if r.is_head else (None,))
+             if shape.is_port(r, ch)]
     return tuple(sorted(edges, key=Edge.sort_key))

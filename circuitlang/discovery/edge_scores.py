@@ -22,7 +22,7 @@ from ..core.shapes import all_edges
 from ..eval.evaluator import Evaluator
 from ..eval.positions import position_mask
 from ..eval.session import Session
-from .receiver_grads import CHANNELS, QKV
+from .receiver_grads import QKV
 
 Scores = dict[Edge, float]
 
@@ -61,7 +61,7 @@ def accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, cle
 
     def row_of(e: Edge) -> int:
         """The receiver input's row in its gradient tensor."""
-        return CHANNELS.index(e.channel or "") * shape.n_heads + e.receiver.head if e.receiver.is_head else 0
+        return shape.input_row(e.receiver, e.channel) if e.receiver.is_head else 0
 
     by_key: dict[tuple[str, int], list[Edge]] = {}
     for e in edges:
@@ -74,8 +74,8 @@ def accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, cle
             value = float(torch.einsum("bpd,bpd,bp->", diff[index[e.sender]].to(g.dtype), g, mask))
             totals[e] = totals.get(e, 0.0) + value
     for key, group in by_key.items():
-        # [S', R] = flat diffs of the senders before R @ flat gradients (R = a layer's 3 x
-        # n_heads head inputs, or 1); the senders are in layer order, so those that can feed
+        # [S', R] = flat diffs of the senders before R @ flat gradients (R = a layer's
+        # n_heads + 2 n_kv_heads head inputs, or 1); the senders are in layer order, so those that can feed
         # R are a prefix
         kind, layer = key
         count = sum(1 for x in senders if x.layer < layer or (kind == "mlp" and x.layer == layer))

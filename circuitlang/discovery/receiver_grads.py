@@ -15,13 +15,15 @@ Two routes give the same numbers:
   forward pass.
 - **split inputs**: the backend's per-head q/k/v input sites (`split_qkv`), which give
   every head its own input tensor, normalisation included, so autograd differentiates
-  each separately. Works for every model the backend runs, at about twice the cost; used
+  each separately (emulated, `eval.split_inputs`, on a backend without such sites).
+  Works for every model the backend runs, at about twice the cost; used
   when the backend's pieces do not reproduce the model (`Backend.unsupported`), and as
   the head-space route's reference in the tests.
 
 Gradients are returned as (kind, layer) -> [R, batch, pos, d_model], R the receiver
-inputs of that kind in the layer: for kind "qkv" the 3 x n_heads head inputs (every
-head's q, then every head's k, then v), 1 for "mlp" and "logits".
+inputs of that kind in the layer: for kind "qkv" the n_heads + 2 n_kv_heads head inputs
+(every head's q, then each key/value group's shared k, then v: `ModelShape.input_row`;
+without grouped-query attention, every head's k and v), 1 for "mlp" and "logits".
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ import torch
 from ..core.graph import EMBED, Node
 from ..core.metrics import METRICS
 from ..eval.backends.base import HEAD_SITES, INPUT_SITES, Backend, Site, SiteKind
+from ..eval.post_norms import scale_sites
 from ..eval.senders import head_outputs
+from ..eval.split_inputs import emulated_hooks, rows
 from ..eval.session import Session
 
 Grads = dict[tuple[str, int], torch.Tensor]
@@ -79,8 +83,9 @@ def _capture_points(backend: Backend, split: bool) -> dict[Site, tuple[str, int]
     shape = backend.shape
     sites: dict[Site, tuple[str, int]] = {}
     for layer in range(shape.n_layers):
-        for ch in CHANNELS:
-            sites[Site((INPUT_SITES if split else HEAD_SITES)[ch], layer)] = (ch, layer)
+        if not split or backend.split_inputs:  # else emulated (`_emulated_split`)
+            for ch in CHANNELS:
+                sites[Site((INPUT_SITES if split else HEAD_SITES)[ch], layer)] = (ch, layer)
         if not shape.attn_only:
             sites[Site(SiteKind.MLP_IN, layer)] = ("mlp", layer)
     sites[Site(SiteKind.FINAL)] = ("logits", shape.n_layers)
@@ -102,19 +107,38 @@ def _to_inputs(backend: Backend, grads: Grads, streams: dict[int, torch.Tensor])
     for layer in range(shape.n_layers):
         pieces = backend.layers[layer]
         first = grads["q", layer]
-        batch, pos, heads, _ = first.shape
+        batch, pos, _, _ = first.shape
         # in float32 at least: half precision here loses more than autograd's own route
         dtype = torch.promote_types(first.dtype, torch.float32)
         scale = pieces.attn_norm.scale
-        at_norm = torch.empty((len(CHANNELS) * heads, batch, pos, shape.d_model), dtype=dtype, device=first.device)
-        for i, ch in enumerate(CHANNELS):
-            weight = getattr(pieces.attn, f"W_{ch.upper()}").detach().to(dtype)  # [H, d_model, d_head]
+        rows = shape.n_heads + 2 * shape.n_kv_heads
+        at_norm = torch.empty((rows, batch, pos, shape.d_model), dtype=dtype, device=first.device)
+        start = 0
+        for ch in CHANNELS:
+            # [H, d_model, d_head] for q, [key/value heads, d_model, d_head] for k and v
+            weight = getattr(pieces.attn, f"W_{ch.upper()}").detach().to(dtype)
+            heads = weight.shape[0]
             if scale is not None:
                 weight = weight * scale.detach().to(dtype)[None, :, None]
             g = grads[ch, layer].to(dtype).permute(2, 0, 1, 3).reshape(heads, batch * pos, -1)
-            torch.bmm(g, weight.transpose(1, 2), out=at_norm[i * heads:(i + 1) * heads].view(heads, batch * pos, -1))
+            torch.bmm(g, weight.transpose(1, 2), out=at_norm[start:start + heads].view(heads, batch * pos, -1))
+            start += heads
         out[QKV, layer] = norm_vjp(pieces.attn_norm.kind, streams[layer], at_norm, pieces.attn_norm.eps)
     return out
+
+
+def _emulated_split(backend: Backend, captured: dict[tuple[str, int], torch.Tensor]) -> list:
+    """The split route's per-head inputs on a backend without input sites
+    (`eval.split_inputs`): each row of a q/k/v site gets its own copy of resid_pre."""
+    hooks = []
+    for layer in range(backend.shape.n_layers):
+        def copies(channel: str, resid: torch.Tensor, layer: int = layer) -> torch.Tensor:
+            inputs = resid.unsqueeze(2).repeat(1, 1, rows(backend, channel), 1)
+            captured[channel, layer] = inputs
+            return inputs
+
+        hooks += emulated_hooks(backend, layer, copies)
+    return hooks
 
 
 def receiver_grads(session: Session, index: int, embed_input: Callable, keep_senders: bool = False,
@@ -138,8 +162,12 @@ def receiver_grads(session: Session, index: int, embed_input: Callable, keep_sen
     outputs: dict[Node, torch.Tensor] = {}
 
     def capture(key: tuple[str, int]):
-        def hook(act: torch.Tensor) -> None:
-            captured[key] = act
+        def hook(act: torch.Tensor) -> torch.Tensor:
+            # A copy, returned: some backends (TransformerLens 4) hand hooks a reshaped view
+            # and carry on with the original unless the hook returns a replacement, so the
+            # view would not be on the path to the metric.
+            captured[key] = act.clone()
+            return captured[key]
         return hook
 
     def stream(layer: int):
@@ -154,9 +182,19 @@ def receiver_grads(session: Session, index: int, embed_input: Callable, keep_sen
             outputs[EMBED] = new.detach()
         return new
 
+    zs: dict[int, torch.Tensor] = {}
+    scales: dict[Site, torch.Tensor] = {}
+
     def z_out(layer: int):
         def hook(act: torch.Tensor) -> None:
-            outputs.update(head_outputs(backend, layer, act.detach()))
+            zs[layer] = act.detach()
+        return hook
+
+    def frozen_divisor(site: Site):
+        def hook(act: torch.Tensor) -> torch.Tensor:
+            # a post-norm's divisor is a constant of the clean run (eval.post_norms)
+            scales[site] = act.detach()
+            return scales[site]
         return hook
 
     def mlp_out(layer: int):
@@ -166,6 +204,9 @@ def receiver_grads(session: Session, index: int, embed_input: Callable, keep_sen
 
     reference = session.kl_reference(index)
     hooks = [(Site(SiteKind.EMBED), embed)] + [(site, capture(key)) for site, key in sites.items()]
+    if split and not backend.split_inputs:
+        hooks += _emulated_split(backend, captured)
+    hooks += [(site, frozen_divisor(site)) for site in scale_sites(backend)]
     if not split:
         hooks += [(Site(SiteKind.RESID_PRE, layer), stream(layer)) for layer in range(1, shape.n_layers)]
     if keep_senders:
@@ -176,12 +217,15 @@ def receiver_grads(session: Session, index: int, embed_input: Callable, keep_sen
     with torch.enable_grad():
         # The metric reads END only: unembed that position alone (the full vocabulary at
         # every position would cost more than the rest of the pass on GPT-2).
-        resid = backend.run_with_hooks(clean, hooks, split_qkv=split, mlp_in=True, stop_at_final=True)
+        resid = backend.run_with_hooks(clean, hooks, split_qkv=split and backend.split_inputs, mlp_in=True,
+                                       stop_at_final=True)
         at_end = resid[torch.arange(resid.shape[0], device=resid.device), named["END"]].unsqueeze(1)
         end_logits = backend.unembed(backend.final_norm.apply(at_end))[:, 0]
         keys = list(captured)
         grads = torch.autograd.grad(_metric_sum(session, end_logits, part, reference),
                                     [captured[k] for k in keys], allow_unused=True)
+    for layer, z in zs.items():
+        outputs.update(head_outputs(backend, layer, z, scales.get(Site(SiteKind.ATTN_POST_SCALE, layer))))
     found = {k: (torch.zeros_like(captured[k]) if g is None else g.detach()) for k, g in zip(keys, grads)}
     result: Grads = {k: g.unsqueeze(0) for k, g in found.items() if k[0] not in CHANNELS}  # mlp, logits
     if split:

@@ -13,6 +13,7 @@ import torch
 
 from ..core.graph import EMBED, Node
 from .backends.base import Backend, Site, SiteKind
+from .post_norms import head_scale, scale_sites
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,9 @@ class SenderCache:
     and the raw per-layer `z` ([B, P, H, d_head]) and `mlp_out` for activation patching.
 
     A head's output is `z @ W_O[h]` (TransformerLens's hook_result without the flag); the
-    attention bias b_O belongs to no head and stays a constant of the stream.
+    attention bias b_O belongs to no head and stays a constant of the stream. In a model
+    with post-norms it is the head's contribution, `g * z @ W_O[h] / s` with this run's
+    divisor `s` (`post_norms`).
     """
 
     outputs: dict[Node, torch.Tensor]
@@ -39,10 +42,15 @@ class SenderCache:
                            [x + y for x, y in zip(self.mlp_out, other.mlp_out)])
 
 
-def head_outputs(backend: Backend, layer: int, z: torch.Tensor) -> dict[Node, torch.Tensor]:
+def head_outputs(backend: Backend, layer: int, z: torch.Tensor,
+                 divisor: torch.Tensor | None = None) -> dict[Node, torch.Tensor]:
     """Each head's output [B, P, d_model] from the layer's z [B, P, H, d_head], as data: no
-    gradient flows back into W_O (EAP reads these under autograd)."""
+    gradient flows back into W_O (EAP reads these under autograd). In a layer with an
+    attention post-norm, its contribution with the post-norm divisor `divisor` [B, P, 1]."""
     result = torch.einsum("bphd,hdm->bphm", z, backend.layers[layer].attn.W_O.detach())
+    scale = head_scale(backend, layer, divisor)
+    if scale is not None:
+        result = result * scale.detach().to(result.dtype).unsqueeze(2)
     return {Node.attn(layer, head): result[:, :, head] for head in range(backend.shape.n_heads)}
 
 
@@ -56,7 +64,7 @@ def cache_senders(backend: Backend, tokens: torch.Tensor) -> SenderCache:
             captured[site] = act
         return hook
 
-    sites = [Site(SiteKind.EMBED)]
+    sites = [Site(SiteKind.EMBED)] + scale_sites(backend)
     for layer in range(shape.n_layers):
         sites.append(Site(SiteKind.Z, layer))
         if not shape.attn_only:
@@ -68,7 +76,8 @@ def cache_senders(backend: Backend, tokens: torch.Tensor) -> SenderCache:
         for layer in range(shape.n_layers):
             z = captured[Site(SiteKind.Z, layer)]
             zs.append(z)
-            outputs.update((node, out.contiguous()) for node, out in head_outputs(backend, layer, z).items())
+            divisor = captured.get(Site(SiteKind.ATTN_POST_SCALE, layer))
+            outputs.update((node, out.contiguous()) for node, out in head_outputs(backend, layer, z, divisor).items())
             if not shape.attn_only:
                 mlps.append(captured[Site(SiteKind.MLP_OUT, layer)])
                 outputs[Node.mlp(layer)] = mlps[-1]

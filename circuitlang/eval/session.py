@@ -28,7 +28,8 @@ from ..core.shapes import all_edges
 from .backends.base import Backend, Site, SiteKind, Unsupported
 from .engines.fast import FastEngine
 from .engines.reference import run_reference
-from .senders import SenderCache, cache_senders
+from .post_norms import divisors, freeze
+from .senders import SenderCache, cache_senders, head_outputs
 from .tasks.base import TaskData
 
 Progress = Callable[[int, int], None]
@@ -225,9 +226,13 @@ def knockout_logits(backend: Backend, clean: torch.Tensor, ablated: SenderCache,
     """Logits [B, vocab] at END with these nodes' outputs replaced by their ablated values.
 
     Classic activation patching with hooks on each layer's z and MLP output; a node-level
-    circuit must give the same logits as knocking out its complement (tested).
+    circuit must give the same logits as knocking out its complement (tested). With
+    post-norms the divisors are frozen at the clean run's and a head is knocked out in
+    the attention output, where its contribution is swapped for its ablated one
+    (`post_norms`).
     """
-    hooks = []
+    frozen = divisors(backend, clean)
+    hooks = freeze(frozen)
     by_layer: dict[int, list[int]] = {}
     for node in nodes:
         if node.kind == "head":
@@ -236,6 +241,10 @@ def knockout_logits(backend: Backend, clean: torch.Tensor, ablated: SenderCache,
             hooks.append((Site(SiteKind.MLP_OUT, node.layer),
                           lambda x, layer=node.layer: ablated.mlp_out[layer].expand_as(x).clone()))
     for layer, heads in by_layer.items():
+        if backend.layers[layer].attn_post is not None:
+            hooks += _swap_contributions(backend, layer, sorted(heads), ablated, frozen)
+            continue
+
         def patch(z, layer=layer, heads=sorted(heads)):
             z = z.clone()
             z[:, :, heads] = ablated.z[layer][:, :, heads].expand(z.shape[0], z.shape[1], -1, -1)
@@ -244,6 +253,26 @@ def knockout_logits(backend: Backend, clean: torch.Tensor, ablated: SenderCache,
     with torch.no_grad():
         logits = backend.run_with_hooks(clean, hooks)
     return logits[torch.arange(clean.shape[0]), named["END"]]
+
+
+def _swap_contributions(backend: Backend, layer: int, heads: list[int], ablated: SenderCache,
+                        frozen: dict) -> list:
+    """Hooks that replace these heads' contributions to a post-normed attention output
+    with their ablated contributions (the divisor frozen, so contributions add)."""
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep(z):
+        seen["z"] = z
+
+    def swap(out):
+        divisor = frozen[Site(SiteKind.ATTN_POST_SCALE, layer)]
+        mine = head_outputs(backend, layer, seen["z"], divisor)
+        for head in heads:
+            node = Node.attn(layer, head)
+            out = out - mine[node] + ablated.outputs[node].expand_as(out)
+        return out
+
+    return [(Site(SiteKind.Z, layer), keep), (Site(SiteKind.ATTN_OUT, layer), swap)]
 
 
 def _out_of_memory(err: BaseException) -> bool:

@@ -389,6 +389,7 @@ class Lowerer:
                     raise _Failed
                 senders.append((node, expr))
         repeated = produced = pairs = 0
+        shared_warned: set[tuple[Node, str]] = set()
         for target in stmt.targets:
             ports = self.nodes_of(target.expr, ctx)
             if (EMBED, None) in ports:
@@ -407,7 +408,11 @@ class Lowerer:
                             self._backward(sender, receiver, ctx, target.span)
                         continue
                     for ch in channels:
-                        edge = Edge(sender, receiver, ch, position)
+                        port, port_channel = ctx.shape.port(receiver, ch) if ctx.shape else (receiver, ch)
+                        if channel and port != receiver and (receiver, ch) not in shared_warned:
+                            shared_warned.add((receiver, ch))
+                            self._shared_input(receiver, port, ch, ctx.shape.kv_group, target.span)
+                        edge = Edge(sender, port, port_channel, position)
                         produced += 1
                         if edge in edges:
                             repeated += 1
@@ -422,6 +427,14 @@ class Lowerer:
         elif repeated:
             self._warn("W502", f"{repeated} edge(s) of this statement are already in the circuit", stmt.span,
                        "duplicate edges")
+
+    def _shared_input(self, receiver: Node, port: Node, channel: str, group: int, span: S.Span) -> None:
+        last = port.head + group - 1
+        what = "key" if channel == "k" else "value"
+        self._warn("W214", f"`{receiver}.{channel}` is the {what} input that heads {port.head}-{last} of layer "
+                   f"{port.layer} share (grouped-query attention); it is written `{port}.{channel}`", span,
+                   f"shared {what} input", "an edge into one head's key or value input is an edge into its "
+                   "group's: see docs/models.md, \"Grouped-query attention\"")
 
     def _backward(self, sender: Node, receiver: Node, ctx: _Context, span: S.Span) -> None:
         if sender == receiver:
@@ -449,7 +462,8 @@ class Lowerer:
             channels = (channel,) if channel else (S.CHANNELS if receiver.is_head else (None,))
             for sender in senders:
                 if feeds(sender, receiver, ctx.shape):
-                    edges.extend(Edge(sender, receiver, ch) for ch in channels)
+                    edges.extend(Edge(sender, *(ctx.shape.port(receiver, ch) if ctx.shape else (receiver, ch)))
+                                 for ch in channels)
         return CircuitGraph.from_edges(edges, nodes, model=ctx.model, level="node")
 
     # -- diagnostics ---------------------------------------------------------------------------

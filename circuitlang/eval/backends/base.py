@@ -44,7 +44,10 @@ class SiteKind(Enum):
     V = "v"
     Z = "z"  # attention-weighted values per head, before W_O [B, P, H, d_head]
     MLP_IN = "mlp_in"  # the MLP's input, before its norm [B, P, d_model] (only with mlp_in=True)
-    MLP_OUT = "mlp_out"  # the MLP's output [B, P, d_model]
+    MLP_OUT = "mlp_out"  # the MLP's output [B, P, d_model] (after its post-norm, where it has one)
+    ATTN_OUT = "attn_out"  # the attention's output [B, P, d_model] (after its post-norm, where it has one)
+    ATTN_POST_SCALE = "attn_post_scale"  # the attention post-norm's divisor [B, P, 1] (Gemma 2/3 only)
+    MLP_POST_SCALE = "mlp_post_scale"  # the MLP post-norm's divisor [B, P, 1]
     FINAL = "final"  # the stream after the last layer, before the final norm [B, P, d_model]
 
 
@@ -80,9 +83,14 @@ class Norm:
 
 @dataclass(frozen=True)
 class Attention:
-    """One layer's attention weights: W_Q, W_K, W_V [H, d_model, d_head], their biases
-    [H, d_head], W_O [H, d_head, d_model], b_O [d_model]; scores are q.k / `scale`;
-    `rotary`, when the model rotates queries and keys, maps [N, P, d_head] to itself."""
+    """One layer's attention weights: W_Q [H, d_model, d_head], W_K and W_V
+    [H / kv_group, d_model, d_head] (fewer key/value heads under grouped-query attention:
+    query head h reads key/value head h // kv_group), their biases, W_O [H, d_head,
+    d_model], b_O [d_model]. Scores are q.k / `scale`, then `softcap * tanh(scores /
+    softcap)` when `softcap` is set; `window`, when set, lets a query see only the last
+    `window` positions (local attention). `q_norm` and `k_norm`, when the model
+    normalises each head's query and key (Gemma 3), apply after the projection and before
+    `rotary`, which, when the model rotates queries and keys, maps [N, P, d_head] to itself."""
 
     W_Q: torch.Tensor
     W_K: torch.Tensor
@@ -94,17 +102,54 @@ class Attention:
     b_O: torch.Tensor
     scale: float
     rotary: Callable[[torch.Tensor], torch.Tensor] | None = None
+    kv_group: int = 1
+    softcap: float | None = None
+    window: int | None = None
+    q_norm: Callable[[torch.Tensor], torch.Tensor] | None = None
+    k_norm: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def weight(self, channel: str, head: int | None = None) -> torch.Tensor:
+        """W_Q, W_K or W_V (channel "q", "k", "v") of one query head [d_model, d_head],
+        or of every query head [H, d_model, d_head] (key/value weights repeated per group)."""
+        return self._per_head(getattr(self, f"W_{channel.upper()}"), channel, head)
+
+    def bias(self, channel: str, head: int | None = None) -> torch.Tensor:
+        """b_Q, b_K or b_V of one query head [d_head], or of every one [H, d_head]."""
+        return self._per_head(getattr(self, f"b_{channel.upper()}"), channel, head)
+
+    def _per_head(self, tensor: torch.Tensor, channel: str, head: int | None) -> torch.Tensor:
+        group = 1 if channel == "q" else self.kv_group
+        if head is not None:
+            return tensor[head // group]
+        return tensor if group == 1 else tensor.repeat_interleave(group, dim=0)
+
+    def scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """Attention scores [..., P, P] of queries and keys [..., P, d_head], masked
+        (causal, and the window if any) with -inf."""
+        scores = (q @ k.transpose(-1, -2)) / self.scale
+        if self.softcap:
+            scores = self.softcap * torch.tanh(scores / self.softcap)
+        length = q.shape[-2]
+        visible = torch.ones(length, length, dtype=torch.bool, device=q.device).tril()
+        if self.window:
+            visible = visible.triu(-(self.window - 1))
+        return scores.masked_fill(~visible, float("-inf"))
 
 
 @dataclass(frozen=True)
 class Layer:
     """One block: attention with the norm before it; the MLP (None for attention-only
-    models) with its norm, mapping [N, P, d_model] to [N, P, d_model]."""
+    models) with its norm, mapping [N, P, d_model] to [N, P, d_model]; and, in models
+    that normalise what a block writes (Gemma 2/3), the post-norms of the attention and
+    MLP outputs (RMS norms: output = x * scale / divisor, the divisor at the
+    *_POST_SCALE sites; docs/models.md, "Post-norms")."""
 
     attn: Attention
     attn_norm: Norm
     mlp_norm: Norm | None
     mlp: Callable[[torch.Tensor], torch.Tensor] | None
+    attn_post: Norm | None = None
+    mlp_post: Norm | None = None
 
 
 class Backend(Protocol):
@@ -116,6 +161,7 @@ class Backend(Protocol):
     d_vocab: int
     layers: Sequence[Layer]
     final_norm: Norm
+    split_inputs: bool  # whether the *_INPUT sites exist (else the reference engine emulates them)
 
     @property
     def device(self) -> torch.device: ...

@@ -10,8 +10,12 @@ Importing this module imports torch; TransformerLens is imported when a model is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -21,25 +25,11 @@ import torch
 from ...core.models import shape_from_config
 from ...core.paths import is_file
 from ...core.shapes import ModelShape
-from .base import Attention, Hook, Layer, ModelLoadError, Norm, Site, SiteKind
+from .base import Attention, Hook, Layer, ModelLoadError, Norm, Site
+from .tl_hooks import hook_name
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
-
-# Site kind -> TransformerLens 3.x hook name.
-_HOOKS = {
-    SiteKind.RESID_PRE: "blocks.{layer}.hook_resid_pre",
-    SiteKind.Q_INPUT: "blocks.{layer}.hook_q_input",
-    SiteKind.K_INPUT: "blocks.{layer}.hook_k_input",
-    SiteKind.V_INPUT: "blocks.{layer}.hook_v_input",
-    SiteKind.Q: "blocks.{layer}.attn.hook_q",
-    SiteKind.K: "blocks.{layer}.attn.hook_k",
-    SiteKind.V: "blocks.{layer}.attn.hook_v",
-    SiteKind.Z: "blocks.{layer}.attn.hook_z",
-    SiteKind.MLP_IN: "blocks.{layer}.hook_mlp_in",
-    SiteKind.MLP_OUT: "blocks.{layer}.hook_mlp_out",
-}
-
 
 def _quiet_import():
     with warnings.catch_warnings():  # TL 3.x deprecates HookedTransformer in favour of 4.x's bridge
@@ -71,8 +61,12 @@ def _rotary(attn: Any):
 
 def _layer(cfg: Any, block: Any) -> Layer:
     attn = block.attn
-    weights = Attention(attn.W_Q, attn.W_K, attn.W_V, attn.b_Q, attn.b_K, attn.b_V, attn.W_O, attn.b_O,
-                        attn.attn_scale, _rotary(attn) if cfg.positional_embedding_type == "rotary" else None)
+    grouped = hasattr(attn, "_W_K")  # GroupedQueryAttention keeps one key/value head per group
+    W_K, W_V = (attn._W_K, attn._W_V) if grouped else (attn.W_K, attn.W_V)
+    b_K, b_V = (attn._b_K, attn._b_V) if grouped else (attn.b_K, attn.b_V)
+    weights = Attention(attn.W_Q, W_K, W_V, attn.b_Q, b_K, b_V, attn.W_O, attn.b_O,
+                        attn.attn_scale, _rotary(attn) if cfg.positional_embedding_type == "rotary" else None,
+                        cfg.n_heads // W_K.shape[0])
     kind = cfg.normalization_type
     if cfg.attn_only:
         return Layer(weights, _norm(kind, block.ln1, cfg.eps), None, None)
@@ -80,7 +74,13 @@ def _layer(cfg: Any, block: Any) -> Layer:
 
 
 class TransformerLensBackend:
-    """A TransformerLens 3.x `HookedTransformer` as a `Backend` (see `base`)."""
+    """A TransformerLens 3.x `HookedTransformer` as a `Backend` (see `base`).
+
+    Under grouped-query attention its key/value input sites and weights have a row per
+    key/value head: the shared inputs the language names (docs/models.md).
+    """
+
+    split_inputs = True
 
     def __init__(self, model: "HookedTransformer", name: str, shape: ModelShape | None = None):
         self.model = model
@@ -120,17 +120,10 @@ class TransformerLensBackend:
     def logits(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.model(tokens)
 
-    def _hook_name(self, site: Site) -> str:
-        if site.kind is SiteKind.EMBED:
-            return "blocks.0.hook_resid_pre"
-        if site.kind is SiteKind.FINAL:
-            return f"blocks.{self.model.cfg.n_layers - 1}.hook_resid_post"
-        return _HOOKS[site.kind].format(layer=site.layer)
-
     def run_with_hooks(self, tokens: torch.Tensor, hooks: Sequence[tuple[Site, Hook]], *, split_qkv: bool = False,
                        mlp_in: bool = False, stop_at_final: bool = False) -> torch.Tensor:
         model, cfg = self.model, self.model.cfg
-        fwd = [(self._hook_name(site), lambda act, hook, fn=fn: fn(act)) for site, fn in hooks]
+        fwd = [(hook_name(site, cfg.n_layers), lambda act, hook, fn=fn: fn(act)) for site, fn in hooks]
         saved = (cfg.use_split_qkv_input, cfg.use_hook_mlp_in)
         try:
             if split_qkv:
@@ -167,8 +160,6 @@ class TransformerLensBackend:
         problems = []
         if cfg.positional_embedding_type not in ("standard", "rotary"):
             problems.append(f"{cfg.positional_embedding_type} positional embeddings")
-        if getattr(cfg, "n_key_value_heads", None) not in (None, cfg.n_heads):
-            problems.append("grouped-query attention")
         for flag in ("use_attention_sinks", "use_logn_attn", "use_qk_norm", "use_local_attn",
                      "use_normalization_before_and_after"):
             if getattr(cfg, flag, False):
@@ -206,14 +197,6 @@ def _blank_model(config: Mapping[str, Any]) -> "HookedTransformer":
     return model
 
 
-def blank_state(config: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """Every parameter of the model `config` describes (HookedTransformerConfig fields),
-    zero, float32 on the CPU, named and ordered as TransformerLens 3.x's state dict:
-    the zoo's builders fill these in."""
-    model = _blank_model(config)
-    return {name: torch.zeros_like(param.detach()) for name, param in model.named_parameters()}
-
-
 def _place(model: "HookedTransformer", device: str | torch.device, dtype: torch.dtype) -> "HookedTransformer":
     """Move a float32 CPU model to `device` and `dtype`, keeping `model.cfg` in step."""
     from transformer_lens.utilities.devices import move_to_and_update_config
@@ -229,7 +212,7 @@ def _load_state(model: "HookedTransformer", state: Mapping[str, torch.Tensor], w
     """Load weights, refusing a state dict that does not fit the config; `assign` takes
     the tensors as they are instead of copying them (same dtype and device only)."""
     missing, unexpected = model.load_state_dict(dict(state), strict=False, assign=assign)
-    real_missing = [k for k in missing if not k.endswith(("IGNORE", "mask"))]
+    real_missing = [k for k in missing if not k.endswith(("IGNORE", "mask", "rotary_sin", "rotary_cos"))]
     if real_missing or unexpected:
         raise ModelLoadError(f"{what} does not fit its config: missing {real_missing[:3]}, "
                              f"unexpected {list(unexpected)[:3]}")
@@ -287,3 +270,72 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", dtype: torch.
             "or name a checkpoint directory in quotes") from None
     model.eval()
     return TransformerLensBackend(model, name, shape)
+
+
+def _neutral_view(path: Path, workdir: Path) -> Path:
+    """A view of the Hugging Face directory `path` that TransformerLens 3.x reads as it
+    should: a neutrally named folder (3.x picks an architecture from a path containing
+    "llama" or "gemma") of links to its files, with `n_ctx` added to a GPT-2 config.json
+    (transformers 5 no longer writes it; 3.x needs it). The user's files are not touched."""
+    view = workdir / "0"
+    view.mkdir()
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    if config.get("model_type") == "gpt2" and "n_ctx" not in config:
+        config["n_ctx"] = config.get("n_positions", 1024)
+    (view / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    for item in path.iterdir():
+        if item.name != "config.json":
+            (view / item.name).symlink_to(item.resolve())
+    return view
+
+
+@contextlib.contextmanager
+def _digits_only_directory():
+    """A fresh temporary directory whose path adds only digits to the temp folder's
+    (3.x matches names such as "t5" or "llama" anywhere in a model's path)."""
+    base = Path(tempfile.gettempdir())
+    for _ in range(100):
+        candidate = base / str(secrets.randbelow(10**12))
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        try:
+            yield candidate
+        finally:
+            shutil.rmtree(candidate, ignore_errors=True)
+        return
+    raise ModelLoadError(f"cannot make a temporary directory in {base}")
+
+
+def load_hf_directory(path: Path, name: str, device: str | torch.device = "cpu",
+                      dtype: torch.dtype = torch.float32) -> TransformerLensBackend:
+    """A Hugging Face directory as `save_pretrained` writes it (config.json with a
+    `model_type`, safetensors weights, tokenizer files), offline, through TransformerLens
+    3.x's config and weight conversion (no weight processing: logits are the Hugging Face
+    model's)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    HookedTransformer, _ = _quiet_import()
+    from transformer_lens.loading_from_pretrained import (fill_missing_keys, get_pretrained_model_config,
+                                                          get_pretrained_state_dict)
+
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    if str(config.get("model_type", "")).startswith("gemma"):
+        raise ModelLoadError(f"TransformerLens 3.x cannot load the Gemma model in {path} from a local directory",
+                             "use TransformerLens 4 (pip install 'transformer-lens>=4,<5'), whose bridge loads it")
+    with _digits_only_directory() as workdir:
+        view = _neutral_view(path, workdir)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cfg = get_pretrained_model_config(str(view), device=str(device), dtype=dtype)
+                model = HookedTransformer(cfg)
+                state = fill_missing_keys(model, get_pretrained_state_dict(str(view), cfg, dtype=dtype))
+        except Exception as err:  # noqa: BLE001 - transformers and TL raise many kinds for a bad directory
+            raise ModelLoadError(f"cannot load the Hugging Face model in {path} ({type(err).__name__}: "
+                                 f"{str(err).splitlines()[0][:200] if str(err) else ''})",
+                                 "a Hugging Face directory holds config.json, model.safetensors and the "
+                                 "tokenizer files, as save_pretrained writes them") from None
+    _load_state(model, state, f"the weights in {path}")
+    model.eval()
+    return TransformerLensBackend(model, name, shape_from_config(config, name))

@@ -16,6 +16,7 @@ at the readout position only.
 
 It computes the model by hand from the backend's pieces (embedding, per-layer weights,
 norms, MLPs, unembedding); a model whose `unsupported()` names anything is refused.
+Post-norm divisors are frozen at the clean run's (`eval.post_norms`).
 Every shortcut is checked against `engines.reference` (the literal masked formula with
 hooks) on random models in tests/test_engines.py.
 """
@@ -29,7 +30,8 @@ from typing import Mapping, Sequence
 import torch
 
 from ...core.graph import EMBED, LOGITS, CircuitGraph, Node
-from ..backends.base import Backend, Unsupported
+from ..backends.base import Backend, Site, SiteKind, Unsupported
+from ..post_norms import divisors, head_scale
 from ..positions import position_index, position_mask
 
 
@@ -44,6 +46,7 @@ class _Batch:
     abl_final: torch.Tensor
     named: Mapping[str, torch.Tensor]
     masks: dict[frozenset, torch.Tensor]  # positions -> [B, P, 1]
+    divisors: Mapping[Site, torch.Tensor]  # post-norm divisors of the clean run, frozen (eval.post_norms)
 
 
 class _Deltas:
@@ -91,7 +94,7 @@ class FastEngine:
                 mlp_in.append(resid if shape.parallel_attn_mlp else mid)
                 mid = mid + ablated[Node.mlp(layer)]
             resid = mid.expand(full)
-        return _Batch(embed, ablated, attn_in, mlp_in, resid, named, {})
+        return _Batch(embed, ablated, attn_in, mlp_in, resid, named, {}, divisors(backend, clean))
 
     def _mask(self, batch: _Batch, positions: frozenset, length: int) -> torch.Tensor:
         """[B, P, 1]: 1 at any of these positions (two names may fall on one token)."""
@@ -112,15 +115,15 @@ class FastEngine:
             deltas = self._compute_nodes(batch, keys, clean.shape[1])
             return self._logits(batch, incoming, signatures, deltas)
 
-    @staticmethod
-    def _incoming(variant: CircuitGraph) -> dict[tuple[Node, str | None], list[tuple[Node, frozenset | None]]]:
-        """Per receiver port, each sender once with the positions its edges cover (None: all).
+    def _incoming(self, variant: CircuitGraph) -> dict[tuple[Node, str | None], list[tuple[Node, frozenset | None]]]:
+        """Per receiver port (`ModelShape.port`), each sender once with the positions its
+        edges cover (None: all).
 
         `S -> R` and `S -> R @END` together are one term over all positions, not two.
         """
         positions: dict[tuple[Node, str | None], dict[Node, set | None]] = defaultdict(dict)
         for edge in variant.edges:
-            per_sender = positions[(edge.receiver, edge.channel)]
+            per_sender = positions[self.shape.port(edge.receiver, edge.channel)]
             if edge.position is None or per_sender.get(edge.sender, set()) is None:
                 per_sender[edge.sender] = None
             else:
@@ -141,8 +144,9 @@ class FastEngine:
             sig: dict[Node, int] = {EMBED: 0}
             for node in active:
                 channels = ("q", "k", "v") if node.is_head else (None,)
-                key = (node,) + tuple(
-                    frozenset((s, pos, sig[s]) for s, pos in inc.get((node, ch), ())) for ch in channels)
+                key = (node,) + tuple(  # a head's k and v read its key/value group's shared input
+                    frozenset((s, pos, sig[s]) for s, pos in inc.get(self.shape.port(node, ch), ()))
+                    for ch in channels)
                 ident = interned.setdefault(key, len(interned) + 1)
                 keys[node][ident] = key[1:]
                 sig[node] = ident
@@ -181,7 +185,11 @@ class FastEngine:
             if mlp in keys:
                 items = list(keys[mlp].items())
                 x = self._inputs(batch, deltas, batch.abl_mlp_in[layer], [key[0] for _, key in items], length)
-                deltas.add(mlp, [ident for ident, _ in items], self._mlp(layer, x) - batch.ablated[mlp])
+                out = self._mlp(layer, x)
+                post = self.backend.layers[layer].mlp_post
+                if post is not None:
+                    out = out * (post.scale / batch.divisors[Site(SiteKind.MLP_POST_SCALE, layer)])
+                deltas.add(mlp, [ident for ident, _ in items], out - batch.ablated[mlp])
         return deltas
 
     def _heads(self, batch: _Batch, deltas: "_Deltas", layer: int, heads: list, length: int) -> None:
@@ -200,19 +208,25 @@ class FastEngine:
         by_head: dict[int, list[int]] = defaultdict(list)
         for i, (node, _, _) in enumerate(heads):
             by_head[node.head].append(i)
-        causal = torch.ones(length, length, dtype=torch.bool, device=normed.device).tril()
         for head, items in by_head.items():
             pick = lambda c: normed[torch.tensor([where[heads[i][2][c]] for i in items])]  # noqa: E731
-            q = pick(0) @ attn.W_Q[head] + attn.b_Q[head]
-            k = pick(1) @ attn.W_K[head] + attn.b_K[head]
-            v = pick(2) @ attn.W_V[head] + attn.b_V[head]
+            q = pick(0) @ attn.weight("q", head) + attn.bias("q", head)
+            k = pick(1) @ attn.weight("k", head) + attn.bias("k", head)
+            v = pick(2) @ attn.weight("v", head) + attn.bias("v", head)
+            if attn.q_norm is not None:
+                q = attn.q_norm(q)
+            if attn.k_norm is not None:
+                k = attn.k_norm(k)
             if attn.rotary is not None:
                 g, b, p, e = q.shape
                 q = attn.rotary(q.reshape(g * b, p, e)).reshape(g, b, p, e)
                 k = attn.rotary(k.reshape(g * b, p, e)).reshape(g, b, p, e)
-            scores = (q @ k.transpose(-1, -2)) / attn.scale
-            pattern = torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)
-            delta = (pattern @ v) @ attn.W_O[head] - batch.ablated[Node.attn(layer, head)]
+            pattern = torch.softmax(attn.scores(q, k), dim=-1)
+            out = (pattern @ v) @ attn.W_O[head]
+            scale = head_scale(self.backend, layer, batch.divisors.get(Site(SiteKind.ATTN_POST_SCALE, layer)))
+            if scale is not None:
+                out = out * scale
+            delta = out - batch.ablated[Node.attn(layer, head)]
             deltas.add(Node.attn(layer, head), [heads[i][1] for i in items], delta)
 
     def _mlp(self, layer: int, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,32 @@
+"""TransformerLens's hook names for the backend's sites: the same in 3.x
+(`HookedTransformer`) and 4.x (`TransformerBridge`, which keeps the 3.x names as aliases).
+"""
+
+from __future__ import annotations
+
+from .base import Site, SiteKind
+
+_HOOKS = {
+    SiteKind.RESID_PRE: "blocks.{layer}.hook_resid_pre",
+    SiteKind.Q_INPUT: "blocks.{layer}.hook_q_input",
+    SiteKind.K_INPUT: "blocks.{layer}.hook_k_input",
+    SiteKind.V_INPUT: "blocks.{layer}.hook_v_input",
+    SiteKind.Q: "blocks.{layer}.attn.hook_q",
+    SiteKind.K: "blocks.{layer}.attn.hook_k",
+    SiteKind.V: "blocks.{layer}.attn.hook_v",
+    SiteKind.Z: "blocks.{layer}.attn.hook_z",
+    SiteKind.MLP_IN: "blocks.{layer}.hook_mlp_in",
+    SiteKind.MLP_OUT: "blocks.{layer}.hook_mlp_out",
+    SiteKind.ATTN_OUT: "blocks.{layer}.hook_attn_out",
+    SiteKind.ATTN_POST_SCALE: "blocks.{layer}.ln1_post.hook_scale",  # TransformerLens 4 only
+    SiteKind.MLP_POST_SCALE: "blocks.{layer}.ln2_post.hook_scale",
+}
+
+
+def hook_name(site: Site, n_layers: int) -> str:
+    """The TransformerLens hook point of `site` in a model of `n_layers` layers."""
+    if site.kind is SiteKind.EMBED:
+        return "blocks.0.hook_resid_pre"
+    if site.kind is SiteKind.FINAL:
+        return f"blocks.{n_layers - 1}.hook_resid_post"
+    return _HOOKS[site.kind].format(layer=site.layer)
