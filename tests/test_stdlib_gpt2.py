@@ -12,6 +12,7 @@ tokenizer. GPT-2 itself is needed only by the `pretrained` test at the end.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from pathlib import Path
@@ -529,3 +530,18 @@ def test_ioi_checks_run_on_gpt2() -> None:
         assert torch.isfinite(torch.tensor(report.faithfulness))
         print(f"{report.circuit}: faithfulness {report.faithfulness:.3f} (m(model) {report.m_model:.2f}, "
               f"m(empty) {report.m_empty:.2f}), passed {check.passed}")
+
+
+def test_the_ioi_file_checks_end_to_end_on_a_gpt2_config_directory(tmp_path: Path) -> None:
+    """stdlib/gpt2/ioi.circ as it is (task, generator, positions, circuits, checks) with
+    only its `model` line pointing at a random GPT-2-config directory: every check runs
+    and reports its numbers; whether they pass means nothing on random weights."""
+    tiny_gpt2_directory(tmp_path / "tiny")
+    text = IOI.read_text(encoding="utf-8").replace("\nmodel gpt2\n", '\nmodel "tiny"\n', 1)
+    assert 'model "tiny"' in text
+    (tmp_path / "ioi.circ").write_text(text.replace("ioi(n = 256)", "ioi(n = 32)"), encoding="utf-8")
+    outcome = cl.check_file(tmp_path / "ioi.circ", batch_size=32)
+    assert outcome.problems == (), outcome.problems
+    assert len(outcome.checks) == 2
+    for check in outcome.checks:
+        assert math.isfinite(check.circuit.faithfulness)
