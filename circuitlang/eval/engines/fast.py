@@ -12,7 +12,9 @@ send their ablated value, whatever they compute). A node's output depends only o
 circuit edges in its ancestry: variants that agree there share one computation (the
 unchanged prefix of a minimality sweep is computed once), and all distinct
 computations of one layer run as one batched tensor operation. Logits are computed
-at the readout position only.
+at the readout position only, and so is every MLP whose output reaches only the logits
+(directly or through other such MLPs: an MLP is position-wise, so nothing else of it is
+read), which in a minimality sweep is most of the late MLPs' work.
 
 It computes the model by hand from the backend's pieces (embedding, per-layer weights,
 norms, MLPs, unembedding); a model whose `unsupported()` names anything is refused.
@@ -50,11 +52,14 @@ class _Batch:
 
 
 class _Deltas:
-    """Each computed node's outputs minus its ablated value: one tensor per node, a row per signature."""
+    """Each computed node's outputs minus its ablated value: one tensor per node, a row per
+    signature; [rows, B, P, d], or [rows, B, 1, d] at the readout position alone for a node
+    in `end_only`."""
 
-    def __init__(self, embed_delta: torch.Tensor):
+    def __init__(self, embed_delta: torch.Tensor, end_only: frozenset[Node] = frozenset()):
         self._tensors: dict[Node, torch.Tensor] = {EMBED: embed_delta.unsqueeze(0)}
         self._rows: dict[Node, dict[int, int]] = {EMBED: {0: 0}}
+        self.end_only = end_only
 
     def add(self, node: Node, idents: list[int], values: torch.Tensor) -> None:
         self._tensors[node] = values
@@ -112,7 +117,7 @@ class FastEngine:
             batch = self._prepare(clean, ablated, named)
             incoming = [self._incoming(v) for v in variants]
             signatures, keys = self._signatures(incoming)
-            deltas = self._compute_nodes(batch, keys, clean.shape[1])
+            deltas = self._compute_nodes(batch, keys, clean.shape[1], _end_only(incoming))
             return self._logits(batch, incoming, signatures, deltas)
 
     def _incoming(self, variant: CircuitGraph) -> dict[tuple[Node, str | None], list[tuple[Node, frozenset | None]]]:
@@ -154,12 +159,15 @@ class FastEngine:
         return signatures, keys
 
     def _inputs(self, batch: _Batch, deltas: "_Deltas", base: torch.Tensor, term_sets: list[frozenset],
-                length: int) -> torch.Tensor:
-        """[D, B, P, d]: `base` plus the sum of each set's terms.
+                length: int, at_end: bool = False) -> torch.Tensor:
+        """[D, B, P, d]: `base` plus the sum of each set's terms; with `at_end`, [D, B, 1, d]
+        at each example's readout position only.
 
         Terms are gathered per (sender, positions) and added with `index_add_`, so the work
         is the number of (set, term) pairs, with no copy of unused outputs.
         """
+        if at_end:
+            base = _at_end(base.expand(batch.embed.shape), batch)
         out = base.unsqueeze(0).repeat(len(term_sets), *([1] * base.dim()))
         pairs: dict[tuple, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
         for d, terms in enumerate(term_sets):
@@ -169,13 +177,17 @@ class FastEngine:
                 rows.append(deltas.row(sender, ident))
         for (sender, positions), (targets, rows) in pairs.items():
             source = deltas.tensor(sender)[torch.tensor(rows)]
+            if at_end and sender not in deltas.end_only:
+                source = _at_end(source, batch)
             if positions is not None:
-                source = source * self._mask(batch, positions, length)
+                mask = self._mask(batch, positions, length)
+                source = source * (_at_end(mask, batch) if at_end else mask)
             out.index_add_(0, torch.tensor(targets), source)
         return out
 
-    def _compute_nodes(self, batch: _Batch, keys: dict[Node, dict[int, tuple]], length: int) -> "_Deltas":
-        deltas = _Deltas(batch.embed - batch.ablated[EMBED])
+    def _compute_nodes(self, batch: _Batch, keys: dict[Node, dict[int, tuple]], length: int,
+                       end_only: frozenset[Node]) -> "_Deltas":
+        deltas = _Deltas(batch.embed - batch.ablated[EMBED], end_only)
         for layer in range(self.shape.n_layers):
             heads = [(node, ident, key) for node in sorted(keys) if node.kind == "head" and node.layer == layer
                      for ident, key in keys[node].items()]
@@ -184,12 +196,15 @@ class FastEngine:
             mlp = Node.mlp(layer)
             if mlp in keys:
                 items = list(keys[mlp].items())
-                x = self._inputs(batch, deltas, batch.abl_mlp_in[layer], [key[0] for _, key in items], length)
+                at_end = mlp in end_only
+                x = self._inputs(batch, deltas, batch.abl_mlp_in[layer], [key[0] for _, key in items], length, at_end)
                 out = self._mlp(layer, x)
                 post = self.backend.layers[layer].mlp_post
+                where = (lambda t: _at_end(t.expand(*batch.embed.shape[:2], t.shape[-1]), batch)) if at_end \
+                    else (lambda t: t)  # noqa: E731
                 if post is not None:
-                    out = out * (post.scale / batch.divisors[Site(SiteKind.MLP_POST_SCALE, layer)])
-                deltas.add(mlp, [ident for ident, _ in items], out - batch.ablated[mlp])
+                    out = out * (post.scale / where(batch.divisors[Site(SiteKind.MLP_POST_SCALE, layer)]))
+                deltas.add(mlp, [ident for ident, _ in items], out - where(batch.ablated[mlp]))
         return deltas
 
     def _heads(self, batch: _Batch, deltas: "_Deltas", layer: int, heads: list, length: int) -> None:
@@ -245,7 +260,7 @@ class FastEngine:
             x = base
             for sender, positions in inc.get((LOGITS, None), ()):
                 delta = deltas.tensor(sender)[deltas.row(sender, sig[sender])]
-                term = delta[rows, readout]
+                term = delta[:, 0] if sender in deltas.end_only else delta[rows, readout]
                 if positions is not None:
                     hit = torch.stack([position_index(p, batch.named) == readout for p in positions]).any(0)
                     term = term * hit.to(term.dtype)[:, None]
@@ -255,6 +270,27 @@ class FastEngine:
         k, b, d = stacked.shape
         normed = self.backend.final_norm.apply(stacked.reshape(k * b, 1, d))
         return self.backend.unembed(normed).reshape(k, b, -1)
+
+
+def _end_only(incoming: list[dict]) -> frozenset[Node]:
+    """The MLPs whose output, in every variant, reaches only the logits, directly or
+    through other such MLPs: only their readout position is ever read."""
+    consumers: dict[Node, set[Node]] = defaultdict(set)
+    for inc in incoming:
+        for (receiver, _), terms in inc.items():
+            for sender, _ in terms:
+                consumers[sender].add(receiver)
+    found: set[Node] = set()
+    for node in sorted((n for n in consumers if n.kind == "mlp"), key=lambda n: -n.layer):
+        if all(r == LOGITS or r in found for r in consumers[node]):
+            found.add(node)
+    return frozenset(found)
+
+
+def _at_end(tensor: torch.Tensor, batch: _Batch) -> torch.Tensor:
+    """[..., B, P, x] -> [..., B, 1, x]: each example's readout position."""
+    rows = torch.arange(tensor.shape[-3], device=tensor.device)
+    return tensor[..., rows, batch.named["END"], :].unsqueeze(-2)
 
 
 # Terms are summed in a fixed order, so that results do not depend on the iteration order
