@@ -156,7 +156,7 @@ def _eap_breakdown(session, evaluator, plain: float, eap: float) -> None:
     gradients, outputs = rg.receiver_grads(session, 0, lambda x: x, keep_senders=True)
     _, _, ablated, named = session.batches[0]
     edges = list(all_edges(session.backend.shape))
-    scoring = _fastest(lambda: accumulate({}, session, edges, gradients, outputs, ablated.outputs, named))
+    scoring = _fastest(lambda: accumulate({}, session, edges, gradients, outputs, ablated, named))
     copy = _fastest(lambda: model.W_U.T.contiguous())
     print("\nWhere one EAP call goes (fastest of 5 each):\n")
     print("| part | seconds | plain passes |\n|---|---|---|")

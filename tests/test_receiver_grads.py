@@ -59,9 +59,9 @@ def test_head_space_equals_split_inputs(session: Session) -> None:
             assert head[key].shape == split[key].shape, key
             torch.testing.assert_close(head[key], split[key], rtol=max(1e-9, slack), atol=max(1e-12, slack),
                                        msg=str(key))
-        assert out_head.keys() == out_split.keys()
-        for node in out_head:
-            torch.testing.assert_close(out_head[node], out_split[node], rtol=1e-9, atol=1e-12)
+        assert out_head.outputs.keys() == out_split.outputs.keys()
+        for node in out_head.outputs:
+            torch.testing.assert_close(out_head.outputs[node], out_split.outputs[node], rtol=1e-9, atol=1e-12)
     assert (model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in) == flags
 
 
@@ -81,3 +81,4 @@ def test_eap_scores_do_not_depend_on_the_route(session: Session, monkeypatch) ->
     slack = 10 * norm_rounding(session.backend)  # float32 norms inside a float64 model
     for edge in head:
         assert head[edge] == pytest.approx(split[edge], rel=max(1e-8, slack), abs=max(1e-12, slack)), str(edge)
+

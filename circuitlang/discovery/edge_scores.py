@@ -21,6 +21,7 @@ from ..core.graph import LOGITS, Edge, Node
 from ..core.shapes import all_edges
 from ..eval.evaluator import Evaluator
 from ..eval.positions import position_mask
+from ..eval.senders import SenderCache
 from ..eval.session import Session
 from .receiver_grads import QKV
 
@@ -39,8 +40,19 @@ def normaliser(session: Session, evaluator: Evaluator | None) -> float:
     return len(session.data) * (evaluator.m_model - evaluator.m_empty)
 
 
-def accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, clean_out: dict[Node, torch.Tensor],
-                ablated: dict[Node, torch.Tensor], named) -> None:
+def differences(backend, clean: SenderCache, ablated: SenderCache) -> torch.Tensor:
+    """out_S - abl_S of every sender, [S, B, P, d] in `shape.senders()` order, written in
+    place (one pass over memory, no stacked copy)."""
+    senders = backend.shape.senders()
+    first = clean.outputs[senders[0]]
+    diff = torch.empty((len(senders), *first.shape), dtype=first.dtype, device=first.device)
+    for i, s in enumerate(senders):
+        torch.sub(clean.outputs[s].detach(), ablated.outputs[s].detach(), out=diff[i])
+    return diff
+
+
+def accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, clean: SenderCache,
+               ablated: SenderCache, named) -> None:
     """Add sum over batch, positions, d_model of (out_S - abl_S) . grad_R for every edge.
 
     (out_S - abl_S) . grad is minus the first-order change of the metric when the edge
@@ -49,7 +61,7 @@ def accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, cle
     shape = session.backend.shape
     senders = shape.senders()
     index = {s: i for i, s in enumerate(senders)}
-    diff = torch.stack([(clean_out[s] - ablated[s].expand_as(clean_out[s])).detach() for s in senders])  # [S, B, P, d]
+    diff = differences(session.backend, clean, ablated)
     flat = diff.reshape(len(senders), -1)
 
     def key_of(e: Edge) -> tuple[str, int]:

@@ -36,7 +36,7 @@ from ..core.graph import EMBED, Node
 from ..core.metrics import METRICS
 from ..eval.backends.base import HEAD_SITES, INPUT_SITES, Backend, Site, SiteKind
 from ..eval.post_norms import scale_sites
-from ..eval.senders import head_outputs
+from ..eval.senders import SenderCache, head_outputs
 from ..eval.split_inputs import emulated_hooks, rows
 from ..eval.session import Session
 
@@ -64,7 +64,8 @@ def norm_vjp(kind: str | None, x: torch.Tensor, grad: torch.Tensor, eps: float) 
         x = x - x.mean(-1, keepdim=True)
     scale = (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()  # [B, P, 1]
     xhat = x / scale
-    coef = (grad * xhat).mean(-1, keepdim=True) / scale  # [H, B, P, 1]
+    # mean(g * xhat) over d as a batched dot product: no [H, B, P, d] temporary
+    coef = torch.einsum("hbpd,bpd->hbp", grad, xhat).unsqueeze(-1).div_(x.shape[-1]) / scale  # [H, B, P, 1]
     shift = grad.mean(-1, keepdim=True) / scale if centred else None
     out = grad.div_(scale)
     out.addcmul_(xhat, coef, value=-1.0)
@@ -142,13 +143,13 @@ def _emulated_split(backend: Backend, captured: dict[tuple[str, int], torch.Tens
 
 
 def receiver_grads(session: Session, index: int, embed_input: Callable, keep_senders: bool = False,
-                   split: bool | None = None) -> tuple[Grads, dict[Node, torch.Tensor]]:
+                   split: bool | None = None) -> tuple[Grads, SenderCache | None]:
     """d (sum of the metric over batch `index` of the session) / d every receiver input,
     with the input embedding (the stream entering layer 0) replaced by
     `embed_input(clean_embedding)`.
 
     Returns the gradients (module docstring) and, with `keep_senders`, every sender's
-    output in this run (as `senders.cache_senders`). `split` picks the route; default:
+    output in this run (a `SenderCache`, as `senders.cache_senders` gives). `split` picks the route; default:
     head space where supported.
     """
     part, clean, _, named = session.batches[index]
@@ -224,8 +225,12 @@ def receiver_grads(session: Session, index: int, embed_input: Callable, keep_sen
         keys = list(captured)
         grads = torch.autograd.grad(_metric_sum(session, end_logits, part, reference),
                                     [captured[k] for k in keys], allow_unused=True)
-    for layer, z in zs.items():
-        outputs.update(head_outputs(backend, layer, z, scales.get(Site(SiteKind.ATTN_POST_SCALE, layer))))
+    senders = None
+    if keep_senders:
+        for layer, z in zs.items():
+            outputs.update(head_outputs(backend, layer, z, scales.get(Site(SiteKind.ATTN_POST_SCALE, layer))))
+        senders = SenderCache(outputs, [zs[layer] for layer in range(shape.n_layers)],
+                              [] if shape.attn_only else [outputs[Node.mlp(layer)] for layer in range(shape.n_layers)])
     found = {k: (torch.zeros_like(captured[k]) if g is None else g.detach()) for k, g in zip(keys, grads)}
     result: Grads = {k: g.unsqueeze(0) for k, g in found.items() if k[0] not in CHANNELS}  # mlp, logits
     if split:
@@ -233,4 +238,4 @@ def receiver_grads(session: Session, index: int, embed_input: Callable, keep_sen
             result[QKV, layer] = torch.cat([found[ch, layer].permute(2, 0, 1, 3) for ch in CHANNELS])
     else:
         result.update(_to_inputs(backend, found, streams))
-    return result, outputs
+    return result, senders

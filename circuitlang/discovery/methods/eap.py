@@ -31,8 +31,8 @@ def eap_scores(session: Session, edges: Iterable[Edge] | None = None,
     ENTRY.check(session.metric)
     edge_list, scale, totals = edges_to_score(session, edges), normaliser(session, evaluator), {}
     for index, (_, _, ablated, named) in enumerate(session.batches):
-        grads, outputs = receiver_grads(session, index, lambda x: x, keep_senders=True)
-        accumulate(totals, session, edge_list, grads, outputs, ablated.outputs, named)
+        grads, clean = receiver_grads(session, index, lambda x: x, keep_senders=True)
+        accumulate(totals, session, edge_list, grads, clean, ablated, named)
         if progress:
             progress(index + 1, len(session.batches))
     return {e: totals.get(e, 0.0) / scale for e in edge_list}

@@ -32,7 +32,7 @@ def eap_ig_scores(session: Session, edges: Iterable[Edge] | None = None, steps: 
     edge_list, scale, totals = edges_to_score(session, edges), normaliser(session, evaluator), {}
     for index, (_, clean, ablated, named) in enumerate(session.batches):
         with torch.no_grad():
-            outputs = cache_senders(session.backend, clean).outputs
+            clean_senders = cache_senders(session.backend, clean)
         abl_embed = ablated.outputs[EMBED]
         summed: dict[tuple[str, int], torch.Tensor] | None = None
         for k in range(1, steps + 1):
@@ -48,7 +48,7 @@ def eap_ig_scores(session: Session, edges: Iterable[Edge] | None = None, steps: 
                 progress(index * steps + k, len(session.batches) * steps)
         assert summed is not None
         mean = {key: g / steps for key, g in summed.items()}
-        accumulate(totals, session, edge_list, mean, outputs, ablated.outputs, named)
+        accumulate(totals, session, edge_list, mean, clean_senders, ablated, named)
     return {e: totals.get(e, 0.0) / scale for e in edge_list}
 
 
