@@ -26,7 +26,7 @@ from ...core.models import shape_from_config
 from ...core.paths import is_file
 from ...core.shapes import ModelShape
 from .base import Attention, Hook, Layer, ModelLoadError, Norm, Site
-from .tl_hooks import hook_name
+from .tl_common import TokensAndLogits, hook_name
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -73,7 +73,7 @@ def _layer(cfg: Any, block: Any) -> Layer:
     return Layer(weights, _norm(kind, block.ln1, cfg.eps), _norm(kind, block.ln2, cfg.eps), block.mlp)
 
 
-class TransformerLensBackend:
+class TransformerLensBackend(TokensAndLogits):
     """A TransformerLens 3.x `HookedTransformer` as a `Backend` (see `base`).
 
     Under grouped-query attention its key/value input sites and weights have a row per
@@ -106,20 +106,10 @@ class TransformerLensBackend:
 
     # -- tokens ------------------------------------------------------------------------------
     @property
-    def has_tokenizer(self) -> bool:
-        return getattr(self.model, "tokenizer", None) is not None
-
-    @property
     def prepends_bos(self) -> bool:
         return bool(self.model.cfg.default_prepend_bos)
 
-    def to_tokens(self, text: str, prepend_bos: bool) -> list[int]:
-        return self.model.to_tokens(text, prepend_bos=prepend_bos, truncate=False)[0].tolist()
-
     # -- runs ----------------------------------------------------------------------------------
-    def logits(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.model(tokens)
-
     def run_with_hooks(self, tokens: torch.Tensor, hooks: Sequence[tuple[Site, Hook]], *, split_qkv: bool = False,
                        mlp_in: bool = False, stop_at_final: bool = False) -> torch.Tensor:
         model, cfg = self.model, self.model.cfg

@@ -6,7 +6,7 @@ Hugging Face directory (`save_pretrained`'s config.json, safetensors and tokeniz
 files) or a name in the local Hugging Face cache becomes a bridge over the Hugging Face
 model (`boot_transformers`), offline.
 
-The bridge keeps TransformerLens 3.x's hook names (`tl_hooks`). What differs, and is
+The bridge keeps TransformerLens 3.x's hook names (`tl_common`). What differs, and is
 handled here: it has no `attn_scale` (Hugging Face attention has `scaling`, its
 reciprocal; the native one `scale`) and no per-head `apply_rotary` (rotary embeddings
 live in a model-level module); `stop_at_layer=n_layers` returns logits, so the final
@@ -34,7 +34,7 @@ from ...core.models import shape_from_config
 from ...core.paths import is_file
 from ...core.shapes import ModelShape
 from .base import Attention, Hook, Layer, ModelLoadError, Norm, Site, SiteKind
-from .tl_hooks import hook_name
+from .tl_common import TokensAndLogits, hook_name
 
 
 # Freezing a post-norm's divisor (eval.post_norms) edits `hook_scale` on purpose; the
@@ -197,7 +197,7 @@ def shape_of(bridge: Any, name: str) -> ModelShape:
                       int(block.attn.W_Q.shape[-1]), int(kv_heads))
 
 
-class BridgeBackend:
+class BridgeBackend(TokensAndLogits):
     """A TransformerLens 4.x `TransformerBridge` as a `Backend` (see `base`)."""
 
     def __init__(self, bridge: Any, name: str, shape: ModelShape | None = None):
@@ -244,20 +244,10 @@ class BridgeBackend:
 
     # -- tokens ------------------------------------------------------------------------------
     @property
-    def has_tokenizer(self) -> bool:
-        return getattr(self.model, "tokenizer", None) is not None
-
-    @property
     def prepends_bos(self) -> bool:
         return bool(getattr(self.model.cfg, "default_prepend_bos", True))
 
-    def to_tokens(self, text: str, prepend_bos: bool) -> list[int]:
-        return self.model.to_tokens(text, prepend_bos=prepend_bos, truncate=False)[0].tolist()
-
     # -- runs ----------------------------------------------------------------------------------
-    def logits(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.model(tokens)
-
     def run_with_hooks(self, tokens: torch.Tensor, hooks: Sequence[tuple[Site, Hook]], *, split_qkv: bool = False,
                        mlp_in: bool = False, stop_at_final: bool = False) -> torch.Tensor:
         model, cfg = self.model, self.model.cfg

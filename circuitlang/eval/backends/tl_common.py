@@ -1,8 +1,13 @@
-"""TransformerLens's hook names for the backend's sites: the same in 3.x
-(`HookedTransformer`) and 4.x (`TransformerBridge`, which keeps the 3.x names as aliases).
+"""What the TransformerLens 3.x and 4.x backends share: the hook names of the backend's
+sites (4.x's `TransformerBridge` keeps 3.x's names as aliases) and the calls both
+libraries spell alike (tokens, the plain forward pass).
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+import torch
 
 from .base import Site, SiteKind
 
@@ -30,3 +35,20 @@ def hook_name(site: Site, n_layers: int) -> str:
     if site.kind is SiteKind.FINAL:
         return f"blocks.{n_layers - 1}.hook_resid_post"
     return _HOOKS[site.kind].format(layer=site.layer)
+
+
+class TokensAndLogits:
+    """`has_tokenizer`, `to_tokens` and `logits` of a backend whose `model` is a
+    HookedTransformer or a TransformerBridge."""
+
+    model: Any
+
+    @property
+    def has_tokenizer(self) -> bool:
+        return getattr(self.model, "tokenizer", None) is not None
+
+    def to_tokens(self, text: str, prepend_bos: bool) -> list[int]:
+        return self.model.to_tokens(text, prepend_bos=prepend_bos, truncate=False)[0].tolist()
+
+    def logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model(tokens)
