@@ -113,3 +113,13 @@ def test_discover_finds_a_circuit_that_compiles(project, monkeypatch) -> None:
         # key/value edges name their group's first head (2 query heads per key/value head here)
         assert all(e.receiver.head % 2 == 0 for e in circuit.edges if e.channel in ("k", "v"))
         assert all(math.isfinite(float(a.get("score", 0.0))) for a in circuit.annotations.values())
+
+
+def test_a_post_norm_model_says_how_its_numbers_are_defined(project, monkeypatch) -> None:
+    family, root = project
+    if family != "gemma2" or refused(family):
+        return
+    monkeypatch.chdir(root)
+    result = run("check", "c.circ")
+    assert result.exit_code in (0, 1), result.output
+    assert "post-norm divisors are frozen" in result.output

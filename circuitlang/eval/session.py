@@ -28,7 +28,7 @@ from ..core.shapes import all_edges
 from .backends.base import Backend, Site, SiteKind, Unsupported
 from .engines.fast import FastEngine
 from .engines.reference import run_reference
-from .post_norms import divisors, freeze
+from .post_norms import divisors, freeze, has_post_norms
 from .senders import SenderCache, cache_senders, head_outputs
 from .tasks.base import TaskData
 
@@ -78,6 +78,9 @@ class Session:
             raise EvaluationError(f"unknown metric {self.metric!r}", f"metrics: {', '.join(METRICS)}")
         self._fast: FastEngine | None = None
         self.notes: list[str] = []
+        if has_post_norms(backend):
+            self.notes.append("post-norm divisors are frozen at the clean run so that contributions add; "
+                              "activation patching that lets them move differs (docs/models.md, \"Post-norms\")")
         self._logprobs: dict[int, torch.Tensor] = {}
         if self.engine in ("auto", "fast"):
             try:
