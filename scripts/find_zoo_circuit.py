@@ -1,8 +1,9 @@
 """Find the circuit of the trained zoo model by activation patching (TransformerLens hooks).
 
-    .venv/bin/python -m scripts.find_zoo_circuit [--model induction-trained] [--n 256]
+    .venv-tl3/bin/python -m scripts.find_zoo_circuit [--model induction-trained] [--n 256]
 
-(from the repository root, as a module: it uses the tests' reference edge patching).
+(from the repository root, as a module: it uses the tests' reference edge patching, which
+drives HookedTransformer hooks: TransformerLens 3.x, the environment `make test` sets up).
 
 1. Head patching: patch one head's output with its output on the corrupted prompt
    (resample) and report the share of the logit difference that is lost.

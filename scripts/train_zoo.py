@@ -1,7 +1,7 @@
 """Train the zoo's trained model, `zoo:induction-trained`, deterministically on the CPU.
 
-    .venv/bin/python scripts/train_zoo.py            # writes circuitlang/eval/zoo/weights/
-    .venv/bin/python scripts/train_zoo.py --check    # retrain and compare with the shipped file
+    .venv-tl3/bin/python scripts/train_zoo.py            # writes circuitlang/eval/zoo/weights/ (TransformerLens 3.x)
+    .venv-tl3/bin/python scripts/train_zoo.py --check    # retrain and compare with the shipped file
 
 A 2-layer attention-only transformer (4 heads, d_model 64, LayerNorm) learns to continue
 a repeated random sequence: `BOS A A` where A is 3-15 distinct random tokens (length drawn
