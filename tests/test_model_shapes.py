@@ -326,20 +326,16 @@ def test_an_unquoted_table_name_wins_over_a_directory(tmp_path: Path) -> None:
     assert resolve_shape(ModelRef("google/gemma-2-2b", quoted=True, base_dir=tmp_path)).n_layers == 2
 
 
-def test_a_quoted_table_name_is_a_directory_and_the_help_says_so(tmp_path: Path) -> None:
+@pytest.mark.parametrize("line, help_says", [
+    ('model "google/gemma-2-2b"', "without quotes"),  # a quoted table name is a directory
+    ("model acme/not-downloaded", "Hugging Face cache"),  # an unknown org/name
+])
+def test_a_name_that_is_nowhere_is_e210_with_a_way_out(tmp_path: Path, line: str, help_says: str) -> None:
     main = tmp_path / "m.circ"
-    main.write_text('model "google/gemma-2-2b"\n')
+    main.write_text(line + "\n")
     result = cl.compile_file(main)
     assert codes(result) == ["E210"]
-    assert "without quotes" in result.diagnostics[0].help
-
-
-def test_an_unknown_org_name_is_e210_and_mentions_the_cache(tmp_path: Path) -> None:
-    main = tmp_path / "m.circ"
-    main.write_text("model acme/not-downloaded\n")
-    result = cl.compile_file(main)
-    assert codes(result) == ["E210"]
-    assert "Hugging Face cache" in result.diagnostics[0].help
+    assert help_says in result.diagnostics[0].help
 
 
 def test_a_hugging_face_directory_and_a_cached_name_in_a_circ_file(tmp_path: Path, empty_hf_cache: Path) -> None:
