@@ -58,20 +58,28 @@ def norm_vjp(kind: str | None, x: torch.Tensor, grad: torch.Tensor, eps: float) 
     """
     if kind is None:
         return grad
-    centred = kind in ("LN", "LNPre")
-    x = x.to(grad.dtype)
-    if centred:
+    xhat, scale = norm_statistics(kind, x.to(grad.dtype), eps)
+    return vjp_of_scaled(kind, xhat, grad.div_(scale))
+
+
+def norm_statistics(kind: str, x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """xhat = x_c / s and s [B, P, 1] of a normalisation of kind `kind` (norm_vjp)."""
+    if kind in ("LN", "LNPre"):
         x = x - x.mean(-1, keepdim=True)
-    scale = (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()  # [B, P, 1]
-    xhat = x / scale
-    # mean(g * xhat) over d as a batched dot product: no [H, B, P, d] temporary
-    coef = torch.einsum("hbpd,bpd->hbp", grad, xhat).unsqueeze(-1).div_(x.shape[-1]) / scale  # [H, B, P, 1]
-    shift = grad.mean(-1, keepdim=True) / scale if centred else None
-    out = grad.div_(scale)
-    out.addcmul_(xhat, coef, value=-1.0)
+    scale = (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    return x / scale, scale
+
+
+def vjp_of_scaled(kind: str, xhat: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """norm_vjp given g / s instead of g (s folded in earlier, where it is cheaper):
+    g' - xhat mean(g' xhat) (- mean(g') for LayerNorm), in place."""
+    # mean(g' * xhat) over d as a batched dot product: no [H, B, P, d] temporary
+    coef = torch.einsum("hbpd,bpd->hbp", grad, xhat).unsqueeze(-1).div_(xhat.shape[-1])  # [H, B, P, 1]
+    shift = grad.mean(-1, keepdim=True) if kind in ("LN", "LNPre") else None
+    grad.addcmul_(xhat, coef, value=-1.0)
     if shift is not None:
-        out.sub_(shift)
-    return out
+        grad.sub_(shift)
+    return grad
 
 
 def head_space_supported(backend: Backend) -> bool:
@@ -111,20 +119,27 @@ def _to_inputs(backend: Backend, grads: Grads, streams: dict[int, torch.Tensor])
         batch, pos, _, _ = first.shape
         # in float32 at least: half precision here loses more than autograd's own route
         dtype = torch.promote_types(first.dtype, torch.float32)
-        scale = pieces.attn_norm.scale
+        norm = pieces.attn_norm
         rows = shape.n_heads + 2 * shape.n_kv_heads
         at_norm = torch.empty((rows, batch, pos, shape.d_model), dtype=dtype, device=first.device)
+        if norm.kind is not None:
+            # the norm's 1/s multiplies each (example, position) row: fold it into the small
+            # head-space gradient instead of the d_model-wide result
+            xhat, divisor = norm_statistics(norm.kind, streams[layer].to(dtype), norm.eps)
+            per_row = (1.0 / divisor).reshape(1, batch * pos, 1)
         start = 0
         for ch in CHANNELS:
             # [H, d_model, d_head] for q, [key/value heads, d_model, d_head] for k and v
             weight = getattr(pieces.attn, f"W_{ch.upper()}").detach().to(dtype)
             heads = weight.shape[0]
-            if scale is not None:
-                weight = weight * scale.detach().to(dtype)[None, :, None]
+            if norm.scale is not None:
+                weight = weight * norm.scale.detach().to(dtype)[None, :, None]
             g = grads[ch, layer].to(dtype).permute(2, 0, 1, 3).reshape(heads, batch * pos, -1)
+            if norm.kind is not None:
+                g = g * per_row
             torch.bmm(g, weight.transpose(1, 2), out=at_norm[start:start + heads].view(heads, batch * pos, -1))
             start += heads
-        out[QKV, layer] = norm_vjp(pieces.attn_norm.kind, streams[layer], at_norm, pieces.attn_norm.eps)
+        out[QKV, layer] = at_norm if norm.kind is None else vjp_of_scaled(norm.kind, xhat, at_norm)
     return out
 
 
@@ -164,10 +179,11 @@ def receiver_grads(session: Session, index: int, embed_input: Callable, keep_sen
 
     def capture(key: tuple[str, int]):
         def hook(act: torch.Tensor) -> torch.Tensor:
-            # A copy, returned: some backends (TransformerLens 4) hand hooks a reshaped view
-            # and carry on with the original unless the hook returns a replacement, so the
-            # view would not be on the path to the metric.
-            captured[key] = act.clone()
+            # A new view, returned: some backends (TransformerLens 4) hand hooks a reshaped
+            # view and carry on with the original unless the hook returns another tensor,
+            # so the view handed in would not be on the path to the metric. A view of it
+            # is (and, unlike a copy, costs nothing).
+            captured[key] = act.view_as(act)
             return captured[key]
         return hook
 
