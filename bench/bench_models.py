@@ -102,9 +102,9 @@ def llama_part() -> list[tuple[str, str]]:
     session, clean = _session(backend)
     with torch.no_grad():
         plain = _fastest(lambda: backend.logits(clean))
-    scores = eap_scores(session)
-    eap = _fastest(lambda: eap_scores(session), runs=3)
-    evaluator = Evaluator(session)
+    evaluator = Evaluator(session)  # shared, as `circ discover` shares it: m(M) and m(empty) once
+    scores = eap_scores(session, evaluator=evaluator)
+    eap = _fastest(lambda: eap_scores(session, evaluator=evaluator), runs=3)
     rows += [("model", f"{backend.shape.describe()} ({backend.name}, {type(backend).__name__})"),
              ("engine", session.engine_name),
              ("plain forward, 8 x 16", f"{plain * 1e3:.1f} ms")]
@@ -144,7 +144,7 @@ def gpt2_part() -> dict[str, float]:
     with torch.no_grad():
         plain = _fastest(lambda: backend.logits(clean))
     return {"plain": plain, "fast_100": _fastest(lambda: evaluator.faithfulness(variants), runs=3),
-            "eap": _fastest(lambda: eap_scores(session), runs=3)}
+            "eap": _fastest(lambda: eap_scores(session, evaluator=evaluator), runs=3)}
 
 
 def _other_env() -> Path | None:
