@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -123,3 +126,35 @@ def test_a_post_norm_model_says_how_its_numbers_are_defined(project, monkeypatch
     result = run("check", "c.circ")
     assert result.exit_code in (0, 1), result.output
     assert "post-norm divisors are frozen" in result.output
+
+
+def test_a_name_in_the_local_hugging_face_cache_loads_offline(project, tmp_path: Path, monkeypatch) -> None:
+    """`model acme/tiny-llama` with that model in the local Hugging Face cache (laid out as
+    the hub client stores it: models--ORG--NAME/snapshots/REVISION/ and refs/main), run
+    as a user runs it (`circ check` in a fresh process, HF_HUB_CACHE set): static checks
+    read its shape from the cached config.json; TransformerLens 4 loads it offline
+    through boot_transformers. TransformerLens 3.x knows only its own official names, and
+    says so and what to do instead."""
+    family, root = project
+    if family != "llama":
+        return
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--acme--tiny-llama" / "snapshots" / "0123abc"
+    snapshot.mkdir(parents=True)
+    for item in (root / "m1").iterdir():
+        (snapshot / item.name).write_bytes(item.read_bytes())
+    (cache / "models--acme--tiny-llama" / "refs").mkdir()
+    (cache / "models--acme--tiny-llama" / "refs" / "main").write_text("0123abc")
+    (root / "cached.circ").write_text(CIRC.format(folder="m1").replace('model "m1"', "model acme/tiny-llama"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    assert [d.code for d in cl.compile_file(root / "cached.circ").diagnostics] == ["W214"]  # shape from the cache
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "circuitlang", "check", "cached.circ"], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    if transformer_lens_major() == 3:
+        assert result.returncode == 1 and "loads only the models it knows by name" in output, output
+        assert "TransformerLens 4" in output and "Traceback" not in output
+        return
+    assert result.returncode in (0, 1), output
+    assert "faithfulness" in output and "cannot load" not in output, output

@@ -248,6 +248,15 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", dtype: torch.
         # Without this the hub client retries a missing download for ~23 s.
         os.environ["HF_HUB_OFFLINE"] = "1"
     HookedTransformer, _ = _quiet_import()
+    from transformer_lens.loading_from_pretrained import get_official_model_name
+
+    try:
+        get_official_model_name(name)
+    except ValueError:
+        raise ModelLoadError(
+            f"TransformerLens 3.x loads only the models it knows by name, and `{name}` is not one",
+            "name the model's directory in quotes (for a cached model, its snapshot folder), or use "
+            "TransformerLens 4 (pip install 'transformer-lens>=4,<5'), which loads any cached name") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
