@@ -12,23 +12,10 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
-import time
-import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def _fastest(fn, runs: int = 3) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
@@ -36,18 +23,13 @@ def main() -> None:
 
     import circuitlang.discovery.edge_scores as scoring
     import circuitlang.discovery.receiver_grads as rg
-    from bench.bench_models import _llama_directory, _session
+    from bench.bench_models import _fastest, _session, llama_backend
     from circuitlang.discovery.methods.eap import eap_scores
     from circuitlang.eval.backends.base import Site, SiteKind
     from circuitlang.eval.evaluator import Evaluator
-    from circuitlang.eval.loading import load_model
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
-    with tempfile.TemporaryDirectory() as tmp:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _llama_directory(Path(tmp) / "m")
-            backend = load_model("m", quoted=True, base_dir=Path(tmp))
+    backend = llama_backend()
     session, clean = _session(backend)
     hf = backend.model.original_model
     embedding = hf.get_input_embeddings()

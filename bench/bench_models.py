@@ -85,20 +85,26 @@ def _llama_directory(folder: Path) -> Path:
     return folder
 
 
+def llama_backend():
+    """The Llama-shape model, saved to a temporary directory and loaded from it as a
+    user's directory is."""
+    from circuitlang.eval.loading import load_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _llama_directory(Path(tmp) / "m")
+            return load_model("m", quoted=True, base_dir=Path(tmp))
+
+
 def llama_part() -> list[tuple[str, str]]:
     import torch
 
     from circuitlang.core.graph import CircuitGraph
     from circuitlang.discovery.methods.eap import eap_scores
     from circuitlang.eval.evaluator import Evaluator
-    from circuitlang.eval.loading import load_model
-
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _llama_directory(Path(tmp) / "m")
-            backend = load_model("m", quoted=True, base_dir=Path(tmp))
+    backend = llama_backend()
     session, clean = _session(backend)
     with torch.no_grad():
         plain = _fastest(lambda: backend.logits(clean))
