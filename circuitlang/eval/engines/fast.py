@@ -81,6 +81,7 @@ class FastEngine:
             raise Unsupported(", ".join(problems))
         self.backend = backend
         self.shape = backend.shape
+        self._last_divisors: tuple[torch.Tensor, dict] | None = None  # (clean tokens, their divisors)
 
     # -- per-batch preparation ---------------------------------------------------------
     def _prepare(self, clean: torch.Tensor, ablated: Mapping[Node, torch.Tensor],
@@ -99,7 +100,14 @@ class FastEngine:
                 mlp_in.append(resid if shape.parallel_attn_mlp else mid)
                 mid = mid + ablated[Node.mlp(layer)]
             resid = mid.expand(full)
-        return _Batch(embed, ablated, attn_in, mlp_in, resid, named, {}, divisors(backend, clean))
+        return _Batch(embed, ablated, attn_in, mlp_in, resid, named, {}, self._divisors(clean))
+
+    def _divisors(self, clean: torch.Tensor) -> dict:
+        """The clean run's post-norm divisors (eval.post_norms): a forward pass of its own,
+        so kept for the last batch, which a session evaluates chunk after chunk."""
+        if self._last_divisors is None or self._last_divisors[0] is not clean:
+            self._last_divisors = (clean, divisors(self.backend, clean))
+        return self._last_divisors[1]
 
     def _mask(self, batch: _Batch, positions: frozenset, length: int) -> torch.Tensor:
         """[B, P, 1]: 1 at any of these positions (two names may fall on one token)."""
