@@ -43,5 +43,6 @@ for layer in range(b.shape.n_layers):
 with torch.no_grad():
     moving = b.run_with_hooks(clean, hooks)[torch.arange(8), named["END"]]
 clean_logits = b.logits(clean)[torch.arange(8), named["END"]]
-print("max |frozen - moving| logit", (frozen - moving).abs().max().item(), " mean", (frozen - moving).abs().mean().item(),
+gap = (frozen - moving).abs()
+print("max |frozen - moving| logit", gap.max().item(), " mean", gap.mean().item(),
       " | logit scale (mean |clean - frozen|)", (clean_logits - frozen).abs().mean().item())

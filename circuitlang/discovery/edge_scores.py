@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-from ..core.graph import LOGITS, Edge, Node
+from ..core.graph import LOGITS, Edge
 from ..core.shapes import all_edges
 from ..eval.evaluator import Evaluator
 from ..eval.positions import position_mask

@@ -301,7 +301,7 @@ class BridgeBackend(TokensAndLogits):
 
     def unsupported(self) -> list[str]:
         problems = []
-        for layer, (block, pieces) in enumerate(zip(self.model.blocks, self.layers)):
+        for block, pieces in zip(self.model.blocks, self.layers):
             module = _original(block)
             # Gemma-style blocks normalise their outputs (Llama's `post_attention_layernorm` is
             # its pre-MLP norm: the mark of a post-norm block is `post_feedforward_layernorm`)
