@@ -158,7 +158,7 @@ def test_eval_writes_json_and_markdown(tmp_path: Path) -> None:
                                       str(out_json), "--markdown", str(out_md), "--completeness", "3"])
     assert result.exit_code == 0, result.output
     report = json.loads(out_json.read_text())
-    assert report["schema"] == 1
+    assert report["schema"] == 2
     check = report["checks"][0]["report"]
     assert check["faithfulness"] >= 0.95
     assert len(check["per_example"]["circuit"]) == 16
@@ -166,7 +166,7 @@ def test_eval_writes_json_and_markdown(tmp_path: Path) -> None:
     completeness = check["completeness"]  # the worst of the subsets tried, and one of them
     assert completeness["worst_gap"] == max(gap for _, gap in completeness["samples"])
     assert [list(completeness["worst_subset"]), completeness["worst_gap"]] in completeness["samples"]
-    assert "| faithfulness |" in out_md.read_text()
+    assert "| faithfulness [95% interval] |" in out_md.read_text()
 
 
 def test_out_of_memory_splits_the_variants_with_a_note(induction, monkeypatch) -> None:

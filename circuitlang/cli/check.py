@@ -16,6 +16,7 @@ from .common import (
     circ_files,
     compile_or_fail,
     echo_outcome_messages,
+    evaluation_options,
     model_options,
     pick_circuit,
 )
@@ -71,10 +72,13 @@ def _evaluate_files(files, options, fmt: str):
               help="Only parse and check against the model's shape; load no model and run no hypothesis.")
 @click.option("--format", "fmt", type=click.Choice(["full", "concise", "json"]), default="full",
               show_default=True, help="How to print diagnostics (and, with json, the verdicts).")
-@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
+@click.option("--strict", is_flag=True,
+              help="Treat warnings as errors (exit 1): static warnings and the evaluation's (small effect, "
+                   "ablation sensitivity).")
 @model_options
+@evaluation_options
 def check(paths: tuple[str, ...], static: bool, fmt: str, strict: bool, device: str, dtype: str, batch_size: int,
-          seed: int | None, skip_unavailable: bool) -> None:
+          seed: int | None, skip_unavailable: bool, sensitivity: str, bootstrap: int) -> None:
     """Check .circ files, then evaluate their hypotheses on the model.
 
     PATHS are files or folders (searched for *.circ). First the static checks: syntax,
@@ -82,7 +86,8 @@ def check(paths: tuple[str, ...], static: bool, fmt: str, strict: bool, device: 
     with file, line, column and a stable code (docs/diagnostics.md). Then, unless
     --static, every `check` block runs on the model the file names and each `expect`
     prints its measured value and pass or FAIL. Exits 1 if any file has an error or any
-    hypothesis fails, so it can gate CI.
+    hypothesis fails, so it can gate CI. Values come with 95% bootstrap intervals over
+    the examples, and warnings say when a number is easy to misread (docs/evaluation.md).
     """
     from ..lang.pipeline import compile_file
     from ..present.diagnostic_text import summary, to_json, write_diagnostics
@@ -97,9 +102,11 @@ def check(paths: tuple[str, ...], static: bool, fmt: str, strict: bool, device: 
         click.echo(summary(everything, len(files)), err=True)
     failed = any(d.is_error for d in everything) or (strict and bool(everything))
     if not static:
-        options = _run_options(device, dtype, batch_size, seed, skip_unavailable)
+        options = _run_options(device, dtype, batch_size, seed, skip_unavailable, sensitivity=sensitivity,
+                               bootstrap=bootstrap)
         outcomes, eval_failed = _evaluate_files([c for c in compiled if c.ok], options, fmt)
-        failed = failed or eval_failed
+        warned = any(c.circuit.warnings for o in outcomes for c in o.checks)
+        failed = failed or eval_failed or (strict and warned)
         if fmt == "json":
             from ..eval.report import checks_json
 
@@ -123,13 +130,15 @@ def check(paths: tuple[str, ...], static: bool, fmt: str, strict: bool, device: 
 @click.option("--completeness", "samples", type=click.IntRange(0), default=10, show_default=True,
               help="Random node subsets to try for completeness (unless a check sets `samples`).")
 @model_options
+@evaluation_options
 def eval_command(file: Path, json_path: Path | None, md_path: Path | None, circuit_name: str | None,
                  task_name: str | None, samples: int, device: str, dtype: str, batch_size: int, seed: int | None,
-                 skip_unavailable: bool) -> None:
+                 skip_unavailable: bool, sensitivity: str, bootstrap: int) -> None:
     """Evaluate a file's circuits on its model and write a full report.
 
     For each `check` block: every expectation's verdict, the circuit's faithfulness,
-    each edge's and node's contribution (minimality) and the completeness found, with
+    each edge's and node's contribution (minimality) and the completeness found, each
+    with its 95% bootstrap interval, the ablation-sensitivity table and warnings, with
     per-example metric values in the JSON. With --circuit and --task, evaluates that
     pair without a check block.
     """
@@ -151,7 +160,7 @@ def eval_command(file: Path, json_path: Path | None, md_path: Path | None, circu
         raise UsageError(f"{file} has no check blocks; name a circuit and task with --circuit and --task")
     with ProgressBar() as bar:
         options = _run_options(device, dtype, batch_size, seed, skip_unavailable, progress=bar, full_report=True,
-                               completeness_samples=samples)
+                               completeness_samples=samples, sensitivity=sensitivity, bootstrap=bootstrap)
         outcome = run_checks(compiled, options, checks)
     print_terminal(Console(), str(file), outcome.checks, details=True)
     echo_outcome_messages(outcome)

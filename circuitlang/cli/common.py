@@ -109,6 +109,22 @@ def model_options(fn):
     return fn
 
 
+def evaluation_options(fn):
+    """Options of the commands that judge hypotheses (`check`, `eval`)."""
+    options = [
+        click.option("--sensitivity", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+                     help="Measure each head and MLP, and the circuit's edges and nodes, under every ablation "
+                          "(zero, mean, resample) and warn where the task's ablation may hide a mechanism. Costs "
+                          "one forward pass per node and ablation, once per task; auto: only for models with at "
+                          "most 64 heads and MLPs."),
+        click.option("--bootstrap", "bootstrap", type=click.IntRange(0), default=1000, show_default=True,
+                     help="Resamples of the examples for the 95%% intervals (0: no intervals)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 class ProgressBar:
     """A rich progress bar on stderr for evaluations that take more than a moment."""
 

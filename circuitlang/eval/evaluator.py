@@ -30,25 +30,50 @@ from ..core.graph import EMBED, LOGITS, CircuitGraph, Node
 from ..core.metrics import DEFAULT as DEFAULT_METRIC
 from ..lang.check import CheckSpec, ExpectSpec, TaskSpec
 from .backends.base import Backend
+from .bootstrap import DRAWS, Resamples, interval, intervals, standard_error
 from .loading import load_model
-from .results import CheckReport, CircuitReport, Completeness, Contribution, ExpectResult
+from .results import (CheckReport, CircuitReport, Completeness, Contribution, ExpectResult, Interval,
+                      StrongContribution)
 from .session import EvaluationError, Session
 from .tasks.base import TaskData
 from .tasks.registry import task_data
+
+# |m(M) - m(empty)| below this many standard errors (over examples) gets a warning: the
+# denominator of faithfulness is then barely resolved by the examples.
+SMALL_EFFECT_SE = 3.0
+# How deep the greedy searches (completeness, strong minimality) grow their node sets.
+GREEDY_STEPS = 3
 
 
 def _faithfulness(m_circuit: torch.Tensor, m_model: float, m_empty: float) -> torch.Tensor:
     return (m_circuit - m_empty) / (m_model - m_empty)
 
 
-class Evaluator:
-    """Computes reports for circuits in one Session."""
+def small_effect_warning(m_model: float, m_empty: float, se: float) -> str | None:
+    """A warning when m(M) - m(empty) is within SMALL_EFFECT_SE standard errors of zero."""
+    effect = m_model - m_empty
+    if se > 0 and abs(effect) < SMALL_EFFECT_SE * se:
+        return (f"m(model) - m(empty) = {effect:.4g} is within {SMALL_EFFECT_SE:g} standard errors "
+                f"(se {se:.3g}) of zero: faithfulness divides by a difference these examples barely resolve, "
+                "so f and every delta f can be far from what more examples would give; use more examples, "
+                "a task the model solves, or another metric")
+    return None
 
-    def __init__(self, session: Session, epsilon: float = 0.01):
+
+class Evaluator:
+    """Computes reports for circuits in one Session.
+
+    `draws` bootstrap resamples of the examples give each measure a 95% interval (0 turns
+    intervals off); they are seeded by the report's seed.
+    """
+
+    def __init__(self, session: Session, epsilon: float = 0.01, draws: int = DRAWS):
         self.session = session
         self.epsilon = epsilon
-        m_model = session.model_metric().mean().item()
-        m_empty = session.empty_metric().mean().item()
+        self.draws = draws
+        model_values, empty_values = session.model_metric(), session.empty_metric()
+        m_model = model_values.mean().item()
+        m_empty = empty_values.mean().item()
         scale = max(abs(m_model), abs(m_empty), 1e-12)
         if not math.isfinite(m_model) or not math.isfinite(m_empty) or abs(m_model - m_empty) <= 1e-6 * scale:
             raise EvaluationError(
@@ -56,17 +81,40 @@ class Evaluator:
                 f"m(empty) = {m_empty:.4g}): faithfulness would divide by zero",
                 "check the task's corrupted prompts and answers, or use another ablation or metric")
         self.m_model, self.m_empty = m_model, m_empty
+        self.effect_se = standard_error(model_values - empty_values)
+        warning = small_effect_warning(m_model, m_empty, self.effect_se)
+        self.warnings: tuple[str, ...] = (warning,) if warning else ()
+        self._resamples: dict[int, Resamples] = {}
 
+    # -- bootstrap -------------------------------------------------------------------------
+    def resamples(self, seed: int) -> Resamples | None:
+        """The seeded resamples of this session's examples (None without draws or with one example)."""
+        n = len(self.session.data)
+        if self.draws <= 0 or n < 2:
+            return None
+        if seed not in self._resamples:
+            self._resamples[seed] = Resamples(n, self.draws, seed)
+        return self._resamples[seed]
+
+    def faithfulness_draws(self, values: torch.Tensor, resamples: Resamples) -> torch.Tensor:
+        """f per variant and draw [V, R] from per-example metric values [V, N]."""
+        model = resamples.means(self.session.model_metric())
+        empty = resamples.means(self.session.empty_metric())
+        return (resamples.means(values) - empty) / (model - empty)
+
+    # -- measures --------------------------------------------------------------------------
     def faithfulness(self, variants: Sequence[CircuitGraph]) -> torch.Tensor:
         means = self.session.metric_of(variants).mean(dim=1)
         return _faithfulness(means, self.m_model, self.m_empty)
 
     def report(self, circuit: CircuitGraph, minimality: bool = True, completeness_samples: int = 0,
-               seed: int = 0, task_name: str = "") -> CircuitReport:
+               seed: int = 0, task_name: str = "", strong: bool = False) -> CircuitReport:
         session = self.session
         values = session.metric_of([circuit])[0]
         m_c = values.mean().item()
         f = (m_c - self.m_empty) / (self.m_model - self.m_empty)
+        resamples = self.resamples(seed)
+        f_draws = self.faithfulness_draws(values.unsqueeze(0), resamples)[0] if resamples else None
         report = CircuitReport(
             circuit=circuit.name, model=session.backend.name, task=task_name or session.data.name,
             ablation=session.ablation, metric=session.metric, n_examples=len(session.data),
@@ -74,23 +122,72 @@ class Evaluator:
             ratio=m_c / self.m_model if self.m_model else float("nan"), gap=abs(self.m_model - m_c),
             per_example={"model": session.model_metric().tolist(), "empty": session.empty_metric().tolist(),
                          "circuit": values.tolist()},
-            engine=session.engine_name, level=circuit.level)
+            engine=session.engine_name, level=circuit.level,
+            faithfulness_interval=interval(f_draws) if f_draws is not None else None,
+            effect_se=self.effect_se, warnings=self.warnings)
         if minimality:
-            edges, nodes = self.minimality(circuit, f)
+            edges, nodes = self.minimality(circuit, f, f_draws, resamples)
             report = replace(report, edges=edges, nodes=nodes)
+        if strong:
+            report = replace(report, strong=self.strong_minimality(circuit))
         if completeness_samples:
             report = replace(report, completeness=self.completeness(circuit, completeness_samples, seed))
         return report
 
-    def minimality(self, circuit: CircuitGraph, f: float) -> tuple[tuple[Contribution, ...], tuple[Contribution, ...]]:
+    def minimality(self, circuit: CircuitGraph, f: float, f_draws: torch.Tensor | None = None,
+                   resamples: Resamples | None = None
+                   ) -> tuple[tuple[Contribution, ...], tuple[Contribution, ...]]:
+        """delta f of each edge and node of the circuit (and its interval, given draws)."""
         edges = circuit.sorted_edges()
         nodes = [n for n in circuit.sorted_nodes() if n not in (EMBED, LOGITS)]
         variants = [circuit - CircuitGraph.from_edges([e]) for e in edges]
         variants += [circuit.without_nodes([n]) for n in nodes]
-        faiths = self.faithfulness(variants).tolist() if variants else []
-        contributions = tuple(Contribution(str(item), f - value, f - value < self.epsilon)
-                              for item, value in zip([*edges, *nodes], faiths))
+        if not variants:
+            return (), ()
+        values = self.session.metric_of(variants)
+        faiths = _faithfulness(values.mean(dim=1), self.m_model, self.m_empty).tolist()
+        spans: list[Interval | None] = [None] * len(variants)
+        if resamples is not None and f_draws is not None:
+            spans = intervals(f_draws.unsqueeze(0) - self.faithfulness_draws(values, resamples))
+        contributions = tuple(Contribution(str(item), f - value, f - value < self.epsilon, span)
+                              for item, value, span in zip([*edges, *nodes], faiths, spans))
         return contributions[:len(edges)], contributions[len(edges):]
+
+    def strong_minimality(self, circuit: CircuitGraph, steps: int = GREEDY_STEPS) -> tuple[StrongContribution, ...]:
+        """Wang et al.'s minimality: for each node v of C, a node set K (v not in K) with
+        |f(C \\ K) - f(C \\ (K + v))| >= epsilon. K starts empty and grows greedily by the
+        node that widens that difference most, `steps` times; the widest difference found
+        counts. Cost: about 2 x steps x n^2 circuit variants for n nodes, batched per step.
+        """
+        nodes = [n for n in circuit.sorted_nodes() if n not in (EMBED, LOGITS)]
+        best: dict[Node, tuple[float, tuple[Node, ...]]] = {}
+        current: dict[Node, tuple[Node, ...]] = {v: () for v in nodes}
+        for step in range(min(steps, len(nodes)) + 1):
+            # step 0 tries K = {} for every v; later steps every K + u for the v's current K
+            trials: list[tuple[Node, tuple[Node, ...]]] = []
+            for v in nodes:
+                if step == 0:
+                    trials.append((v, ()))
+                else:
+                    trials += [(v, tuple(sorted(current[v] + (u,)))) for u in nodes
+                               if u != v and u not in current[v]]
+            if not trials:
+                break
+            variants = []
+            for v, k in trials:
+                variants += [circuit.without_nodes(k), circuit.without_nodes(k + (v,))]
+            faiths = self.faithfulness(variants).tolist()
+            widest: dict[Node, tuple[float, tuple[Node, ...]]] = {}
+            for i, (v, k) in enumerate(trials):
+                delta = abs(faiths[2 * i] - faiths[2 * i + 1])
+                if v not in widest or delta > widest[v][0]:
+                    widest[v] = (delta, k)
+            for v, (delta, k) in widest.items():
+                current[v] = k
+                if v not in best or delta > best[v][0]:
+                    best[v] = (delta, k)
+        return tuple(StrongContribution(str(v), best[v][0], tuple(str(n) for n in best[v][1]),
+                                        best[v][0] < self.epsilon) for v in nodes)
 
     def completeness(self, circuit: CircuitGraph, samples: int, seed: int) -> Completeness:
         nodes = [n for n in circuit.sorted_nodes() if n not in (EMBED, LOGITS)]
@@ -107,15 +204,17 @@ class Evaluator:
             if subset not in subsets:
                 subsets.append(subset)
         scale = abs(self.m_model - self.m_empty)
+        per_example: list[torch.Tensor] = []  # per subset: m(C \ K) - m(M \ K) per example
 
         def gaps(candidates: list[tuple[Node, ...]]) -> list[float]:
-            in_circuit = self.session.metric_of([circuit.without_nodes(k) for k in candidates]).mean(1)
-            in_model = self.session.knockout_metric(candidates).mean(1)
-            return ((in_circuit - in_model).abs() / scale).tolist()
+            in_circuit = self.session.metric_of([circuit.without_nodes(k) for k in candidates])
+            in_model = self.session.knockout_metric(candidates)
+            per_example.extend(in_circuit - in_model)
+            return ((in_circuit.mean(1) - in_model.mean(1)).abs() / scale).tolist()
 
         results = list(zip(subsets, gaps(subsets)))
         greedy: tuple[Node, ...] = ()
-        for _ in range(min(3, len(nodes))):  # greedy: grow K by the node that widens the gap most
+        for _ in range(min(GREEDY_STEPS, len(nodes))):  # greedy: grow K by the node that widens the gap most
             options = [tuple(sorted(greedy + (n,))) for n in nodes if n not in greedy]
             scored = list(zip(options, gaps(options)))
             best = max(scored, key=lambda pair: pair[1])
@@ -123,7 +222,14 @@ class Evaluator:
             greedy = best[0]
         worst = max(results, key=lambda pair: pair[1])
         named = tuple((tuple(str(n) for n in k), g) for k, g in results)
-        return Completeness(worst[1], tuple(str(n) for n in worst[0]), named)
+        span = None
+        resamples = self.resamples(seed)
+        if resamples is not None:
+            # the worst gap over the same subsets, per resample of the examples
+            model = resamples.means(self.session.model_metric())
+            empty = resamples.means(self.session.empty_metric())
+            span = interval((resamples.means(torch.stack(per_example)).abs() / (model - empty).abs()).max(0).values)
+        return Completeness(worst[1], tuple(str(n) for n in worst[0]), named, span)
 
     # -- checks ------------------------------------------------------------------------------
     def run_check(self, spec: CheckSpec, full: bool = False, default_samples: int = 10,
@@ -131,31 +237,56 @@ class Evaluator:
         """Evaluate what the check's expectations need (everything when `full`).
 
         Completeness samples and seed come from the expectation's `with` options, else the
-        check's, else the defaults; `seed`, when given, overrides them all.
+        check's, else the defaults; `seed`, when given, overrides them all. `expect robust`
+        is judged by the runner (it needs the other ablations' sessions); here it is a
+        placeholder the runner replaces.
         """
         kinds = {e.kind for e in spec.expects}
         wanted = next((e for e in spec.expects if e.kind == "completeness"), None)
         options = {**spec.options, **(wanted.options if wanted else {})}
         samples = int(options.get("samples", default_samples)) if wanted or full else 0
         seed = int(options.get("seed", spec.task.seed)) if seed is None else seed
+        strong = any(e.kind == "minimal" and e.options.get("mode") == "strong" for e in spec.expects)
         report = self.report(spec.circuit, minimality=full or "minimal" in kinds, completeness_samples=samples,
-                             seed=seed, task_name=spec.task.name)
-        return CheckReport(report, tuple(self._verdict(e, report) for e in spec.expects))
+                             seed=seed, task_name=spec.task.name, strong=strong)
+        return CheckReport(report, tuple(self.verdict(e, report, seed) for e in spec.expects))
 
-    def _verdict(self, expect: ExpectSpec, report: CircuitReport) -> ExpectResult:
+    def verdict(self, expect: ExpectSpec, report: CircuitReport, seed: int = 0) -> ExpectResult:
+        """One expectation judged on a report, with the interval of the value it compares
+        and a note when that interval straddles the bound."""
         text = str(expect)
+        if expect.kind == "robust":
+            return ExpectResult(text, False, None, "judged across ablations by the runner")
         if expect.kind == "minimal":
             epsilon = float(expect.options.get("epsilon", self.epsilon))
+            if expect.options.get("mode") == "strong":
+                extra_strong = [c for c in report.strong if c.delta < epsilon]
+                detail = (f"{len(extra_strong)} with no node set K making them matter: "
+                          + ", ".join(c.name for c in extra_strong[:5]) + (" ..." if len(extra_strong) > 5 else "")
+                          if extra_strong else f"every one of {len(report.strong)} nodes matters for some K")
+                return ExpectResult(text, not extra_strong, min((c.delta for c in report.strong), default=None),
+                                    detail)
             level = report.nodes if report.level == "node" else report.edges
             extra = [c for c in level if c.delta < epsilon]
             detail = (f"{len(extra)} superfluous: " + ", ".join(c.name for c in extra[:5]) +
                       (" ..." if len(extra) > 5 else "")) if extra else f"every one of {len(level)} is needed"
-            return ExpectResult(text, not extra, min((c.delta for c in level), default=None), detail)
+            unsure = [c.name for c in level if c.interval is not None and c.interval.straddles(epsilon)]
+            note = (f"the 95% interval of delta f straddles epsilon = {epsilon:g} for {len(unsure)}: "
+                    + ", ".join(unsure[:5]) + (" ..." if len(unsure) > 5 else "")) if unsure else ""
+            return ExpectResult(text, not extra, min((c.delta for c in level), default=None), detail, None, note)
+        resamples = self.resamples(seed)
         if expect.kind == "necessary":
             assert expect.subject is not None
-            m_without = self.session.knockout_metric([expect.subject]).mean().item()
-            loss = 1 - (m_without - self.m_empty) / (self.m_model - self.m_empty)
-            return _compare(text, loss, expect, f"ablating it alone loses {loss:.3f} of the metric")
+            without = self.session.knockout_metric([expect.subject])
+            loss = 1 - (without.mean().item() - self.m_empty) / (self.m_model - self.m_empty)
+            span = interval(1 - self.faithfulness_draws(without, resamples)[0]) if resamples else None
+            return _compare(text, loss, expect, f"ablating it alone loses {loss:.3f} of the metric", span)
+        spans = {"faithfulness": report.faithfulness_interval, "sufficient": report.faithfulness_interval,
+                 "completeness": report.completeness.interval if report.completeness else None}
+        if resamples is not None and expect.kind in ("ratio", "gap"):
+            model = resamples.means(torch.tensor(report.per_example["model"]))
+            circuit = resamples.means(torch.tensor(report.per_example["circuit"]))
+            spans[expect.kind] = interval(circuit / model if expect.kind == "ratio" else (model - circuit).abs())
         values = {"faithfulness": report.faithfulness, "sufficient": report.faithfulness, "ratio": report.ratio,
                   "gap": report.gap,
                   "completeness": report.completeness.worst_gap if report.completeness else float("nan")}
@@ -163,14 +294,17 @@ class Evaluator:
         detail = f"{expect.kind} = {value:.4f}"
         if expect.kind == "completeness" and report.completeness:
             detail += f" (worst subset {', '.join(report.completeness.worst_subset)})"
-        return _compare(text, value, expect, detail)
+        return _compare(text, value, expect, detail, spans.get(expect.kind))
 
 
-def _compare(text: str, value: float, expect: ExpectSpec, detail: str) -> ExpectResult:
+def _compare(text: str, value: float, expect: ExpectSpec, detail: str, span: Interval | None = None
+             ) -> ExpectResult:
     bound = expect.bound if expect.bound is not None else 0.0
     ops = {">=": value >= bound, "<=": value <= bound, ">": value > bound, "<": value < bound}
     passed = bool(ops.get(expect.comparison or ">=", False)) and math.isfinite(value)
-    return ExpectResult(text, passed, value, detail)
+    note = (f"the 95% interval {span} straddles the bound {bound:g}: other examples could flip this verdict"
+            if span is not None and span.straddles(bound) else "")
+    return ExpectResult(text, passed, value, detail, span, note)
 
 
 # ---------------------------------------------------------------------------------
@@ -179,15 +313,52 @@ def _compare(text: str, value: float, expect: ExpectSpec, detail: str) -> Expect
 
 
 def evaluate(circuit: CircuitGraph, model: "Backend | str", task: "TaskData | TaskSpec",
-             ablation: str = DEFAULT_ABLATION, metric: str = DEFAULT_METRIC, epsilon: float = 0.01,
-             completeness_samples: int = 0, batch_size: int = 32, seed: int = 0) -> CircuitReport:
-    """Faithfulness, minimality and (optionally) completeness of one circuit.
+             ablation: str | None = None, metric: str | None = None, epsilon: float = 0.01,
+             completeness_samples: int = 0, batch_size: int = 32, seed: int | None = None,
+             sensitivity: str = "auto", bootstrap: int = DRAWS) -> CircuitReport:
+    """Faithfulness, minimality and (optionally) completeness of one circuit, with
+    bootstrap intervals and warnings.
 
     `model` is a loaded model (a backend, `circuitlang.load_model(...)`) or a name
     (`"zoo:induction-2l"`, `"gpt2"`); `task` is task data or a task from a compiled file
-    (`circuitlang.load(path).tasks["name"]`).
+    (`circuitlang.load(path).tasks["name"]`). A task from a file brings its ablation,
+    metric, seed and declared positions: `ablation`, `metric` and `seed` override them
+    when given; a circuit using a position the task does not declare is an error.
+    `sensitivity` ("auto", "on", "off") measures the model's heads and MLPs and the
+    circuit's elements under every ablation and warns where the task's ablation may hide
+    a mechanism ("auto": models with at most 64 heads and MLPs; eval/sensitivity.py).
     """
+    from .sensitivity import measure  # it builds on Evaluator
+
+    if isinstance(task, TaskSpec):
+        _check_positions(circuit, task)
+        ablation = task.ablation if ablation is None else ablation
+        metric = task.metric if metric is None else metric
+        seed = task.seed if seed is None else seed
+    ablation = DEFAULT_ABLATION if ablation is None else ablation
+    metric = DEFAULT_METRIC if metric is None else metric
+    seed = 0 if seed is None else seed
     backend = load_model(model) if isinstance(model, str) else model
-    data = task_data(task, backend) if isinstance(task, TaskSpec) else task
-    session = Session(backend, data, ablation, metric, batch_size)
-    return Evaluator(session, epsilon).report(circuit, completeness_samples=completeness_samples, seed=seed)
+    data = task_data(task, backend, seed) if isinstance(task, TaskSpec) else task
+    evaluator = Evaluator(Session(backend, data, ablation, metric, batch_size), epsilon, bootstrap)
+    report = evaluator.report(circuit, completeness_samples=completeness_samples, seed=seed)
+    sessions = {ablation: evaluator}
+
+    def evaluator_for(other: str) -> Evaluator:
+        if other not in sessions:
+            sessions[other] = Evaluator(Session(backend, data, other, metric, batch_size), epsilon, 0)
+        return sessions[other]
+
+    rows, warnings, notes = measure(evaluator_for, ablation, circuit, sensitivity)
+    return replace(report, sensitivity=rows, warnings=report.warnings + warnings, notes=report.notes + notes)
+
+
+def _check_positions(circuit: CircuitGraph, task: TaskSpec) -> None:
+    """The task's declared positions (`positions S1, END`) bound the circuit's, as E405 does statically."""
+    if not task.positions:
+        return
+    used = sorted({str(e.position.anchor) for e in circuit.edges if e.position is not None and e.position.is_named})
+    missing = [p for p in used if p not in task.positions]
+    if missing:
+        raise EvaluationError(f"the circuit uses position(s) {', '.join('@' + p for p in missing)}, which task "
+                              f"`{task.name}` does not define (it defines: {', '.join(task.positions)})")

@@ -11,22 +11,40 @@ import math
 from dataclasses import asdict
 from typing import Sequence
 
-from .results import CheckReport, CircuitReport
+from .results import CheckReport, CircuitReport, Interval
+from .sensitivity import flagged
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _num(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else round(value, 6)
 
 
+def _span(value: dict | Interval | None) -> list | None:
+    """An interval as [low, high] (rounded), or null."""
+    if value is None:
+        return None
+    low, high = (value.low, value.high) if isinstance(value, Interval) else (value["low"], value["high"])
+    return [_num(low), _num(high)]
+
+
 def report_json(report: CircuitReport) -> dict:
     data = asdict(report)
-    for key in ("m_model", "m_empty", "m_circuit", "faithfulness", "ratio", "gap"):
+    for key in ("m_model", "m_empty", "m_circuit", "faithfulness", "ratio", "gap", "effect_se"):
         data[key] = _num(data[key])
+    data["faithfulness_interval"] = _span(data["faithfulness_interval"])
     for key in ("edges", "nodes"):
-        data[key] = [{"name": c["name"], "delta": _num(c["delta"]), "superfluous": c["superfluous"]}
-                     for c in data[key]]
+        data[key] = [{"name": c["name"], "delta": _num(c["delta"]), "superfluous": c["superfluous"],
+                      "interval": _span(c["interval"])} for c in data[key]]
+    if data["completeness"] is not None:
+        data["completeness"]["interval"] = _span(data["completeness"]["interval"])
+    data["strong"] = [{"name": c["name"], "delta": _num(c["delta"]), "subset": list(c["subset"]),
+                       "superfluous": c["superfluous"]} for c in data["strong"]]
+    data["sensitivity"] = [{"name": row["name"], "role": row["role"], "flagged": row["flagged"],
+                            "values": {a: _num(v) for a, v in row["values"]}} for row in data["sensitivity"]]
+    data["warnings"] = list(report.warnings)
+    data["notes"] = list(report.notes)
     return data
 
 
@@ -36,8 +54,8 @@ def checks_json(path: str, checks: Sequence[CheckReport], problems: Sequence = (
         "file": path,
         "passed": all(c.passed for c in checks) and not problems,
         "checks": [{"circuit": c.circuit.circuit, "task": c.circuit.task, "passed": c.passed,
-                    "expectations": [{"text": r.text, "passed": r.passed, "value": _num(r.value), "detail": r.detail}
-                                     for r in c.results],
+                    "expectations": [{"text": r.text, "passed": r.passed, "value": _num(r.value), "detail": r.detail,
+                                      "interval": _span(r.interval), "note": r.note} for r in c.results],
                     "report": report_json(c.circuit)} for c in checks],
     }
 
@@ -47,12 +65,20 @@ def report_text(data: dict) -> str:
     return json.dumps(data, indent=2, allow_nan=False)
 
 
+def value_text(value: float | None, span: Interval | None = None) -> str:
+    """A measured value with its 95% interval when there is one: `0.9512 [0.93, 0.97]`."""
+    if value is None:
+        return ""
+    return f"{value:.4f}" + (f" [{span.low:.2f}, {span.high:.2f}]" if span is not None else "")
+
+
 def _summary_rows(report: CircuitReport) -> list[tuple[str, str]]:
     return [
         ("model / task", f"{report.model} / {report.task} ({report.n_examples} examples)"),
         ("ablation / metric", f"{report.ablation} / {report.metric}"),
         ("m(model), m(empty), m(circuit)", f"{report.m_model:.4f}, {report.m_empty:.4f}, {report.m_circuit:.4f}"),
-        ("faithfulness", f"{report.faithfulness:.4f}"),
+        ("m(model) - m(empty), standard error", f"{report.m_model - report.m_empty:.4f}, {report.effect_se:.4f}"),
+        ("faithfulness [95% interval]", value_text(report.faithfulness, report.faithfulness_interval)),
         ("ratio m(C)/m(M), gap abs(m(M) - m(C))", f"{report.ratio:.4f}, {report.gap:.4f}"),
     ]
 
@@ -63,11 +89,15 @@ def markdown(path: str, checks: Sequence[CheckReport]) -> str:
         status = "PASS" if check.passed else "FAIL"
         lines += [f"## check {check.circuit.circuit} on {check.circuit.task} ({check.circuit.ablation} ablation): "
                   f"{status}", "",
-                  "| expectation | result | value | detail |", "|---|---|---|---|"]
+                  "| expectation | result | value [95% interval] | detail |", "|---|---|---|---|"]
         for r in check.results:
-            value = "" if r.value is None else f"{r.value:.4f}"
-            lines.append(f"| `{r.text}` | {'pass' if r.passed else 'FAIL'} | {value} | {_cell(r.detail)} |")
-        lines += ["", *_markdown_report(check.circuit)]
+            detail = r.detail + (f" ({r.note})" if r.note else "")
+            lines.append(f"| `{r.text}` | {'pass' if r.passed else 'FAIL'} | {value_text(r.value, r.interval)} | "
+                         f"{_cell(detail)} |")
+        said = [f"> **warning:** {_cell(w)}" for w in check.circuit.warnings]
+        said += [f"> note: {_cell(n)}" for n in check.circuit.notes]
+        lines += [""] + said + ([""] if said else [])
+        lines += _markdown_report(check.circuit)
     return "\n".join(lines) + "\n"
 
 
@@ -80,18 +110,29 @@ def _markdown_report(report: CircuitReport) -> list[str]:
     lines = ["| measure | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in _summary_rows(report)]
     if report.edges or report.nodes:
-        lines += ["", "| edge or node | delta f | superfluous |", "|---|---|---|"]
-        lines += [f"| `{c.name}` | {c.delta:.4f} | {'yes' if c.superfluous else ''} |"
+        lines += ["", "| edge or node | delta f [95% interval] | superfluous |", "|---|---|---|"]
+        lines += [f"| `{c.name}` | {value_text(c.delta, c.interval)} | {'yes' if c.superfluous else ''} |"
                   for c in [*report.edges, *report.nodes]]
+    if report.strong:
+        lines += ["", "| node | strong minimality: widest delta f | with K removed |", "|---|---|---|"]
+        lines += [f"| `{c.name}` | {c.delta:.4f} | {_cell(', '.join(c.subset) or '(none)')} |" for c in report.strong]
     if report.completeness:
         c = report.completeness
-        lines += ["", f"Completeness: worst gap {c.worst_gap:.4f} for {{{', '.join(c.worst_subset)}}} "
-                      f"({len(c.samples)} subsets tried)."]
+        lines += ["", f"Completeness: worst gap {value_text(c.worst_gap, c.interval)} for "
+                      f"{{{', '.join(c.worst_subset)}}} ({len(c.samples)} subsets tried)."]
+    rows = flagged(report.sensitivity)
+    if rows:
+        names = [a for a, _ in rows[0].values]
+        lines += ["", "Ablation sensitivity (outside: share of the metric lost when the node alone is ablated "
+                      "from the model; inside: delta f of the circuit):", "",
+                  "| component | where | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+        lines += [f"| `{r.name}` | {r.role} | " + " | ".join(f"{v:.3f}" for _, v in r.values) + " |" for r in rows]
     return lines + [""]
 
 
 def print_terminal(console, path: str, checks: Sequence[CheckReport], details: bool = False) -> None:
     """Rich tables: per check, each expectation with its measured value; details on request."""
+    from rich.markup import escape
     from rich.table import Table
 
     for check in checks:
@@ -101,40 +142,68 @@ def print_terminal(console, path: str, checks: Sequence[CheckReport], details: b
                       title_justify="left")
         table.add_column("expectation")
         table.add_column("result")
-        table.add_column("value", justify="right")
+        table.add_column("value [95%]", justify="right")
         table.add_column("detail")
         for r in check.results:
-            value = "" if r.value is None else f"{r.value:.4f}"
-            table.add_row(r.text, "[green]pass[/]" if r.passed else "[red]FAIL[/]", value, r.detail)
+            detail = escape(r.detail) + (f"\n[yellow]{escape(r.note)}[/]" if r.note else "")
+            table.add_row(escape(r.text), "[green]pass[/]" if r.passed else "[red]FAIL[/]",
+                          value_text(r.value, r.interval), detail)
         if check.results:
             console.print(table)
         else:
             console.print(f"{path}: circuit {check.circuit.circuit} on {check.circuit.task} "
                           f"({check.circuit.ablation} ablation)")
-        console.print(f"  faithfulness {check.circuit.faithfulness:.4f}  (m(model) {check.circuit.m_model:.4f}, "
-                      f"m(empty) {check.circuit.m_empty:.4f}, {check.circuit.ablation} ablation, "
-                      f"{check.circuit.metric})")
+        report = check.circuit
+        console.print(f"  faithfulness {value_text(report.faithfulness, report.faithfulness_interval)}  "
+                      f"(m(model) {report.m_model:.4f}, m(empty) {report.m_empty:.4f}, {report.ablation} ablation, "
+                      f"{report.metric}, {report.n_examples} examples)")
+        for warning in report.warnings:
+            console.print(f"  [yellow]warning[/]: {escape(warning)}")
+        for note in report.notes:
+            console.print(f"  note: {escape(note)}")
         if details:
             _print_details(console, check.circuit)
 
 
 def _print_details(console, report: CircuitReport) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     if report.edges or report.nodes:
         contributions = [*report.edges, *report.nodes]
-        flagged = any(c.superfluous for c in contributions)
+        superfluous = any(c.superfluous for c in contributions)
         table = Table()
         table.add_column("edge or node")
-        table.add_column("delta f", justify="right")
-        if flagged:
+        table.add_column("delta f [95%]", justify="right")
+        if superfluous:
             table.add_column("note")
         for c in contributions:
-            note = ["[yellow]superfluous[/]" if c.superfluous else ""] if flagged else []
-            table.add_row(c.name, f"{c.delta:.4f}", *note)
+            note = ["[yellow]superfluous[/]" if c.superfluous else ""] if superfluous else []
+            table.add_row(escape(c.name), value_text(c.delta, c.interval), *note)
         console.print("minimality: what removing each costs (delta faithfulness)")
+        console.print(table)
+    if report.strong:
+        table = Table()
+        table.add_column("node")
+        table.add_column("widest delta f", justify="right")
+        table.add_column("with K removed")
+        for c in report.strong:
+            table.add_row(escape(c.name), f"{c.delta:.4f}", escape(", ".join(c.subset) or "(none)"))
+        console.print("strong minimality: for each node, the node set K that makes it matter most")
         console.print(table)
     if report.completeness:
         c = report.completeness
-        console.print(f"  completeness: worst gap {c.worst_gap:.4f} for {{{', '.join(c.worst_subset)}}} "
-                      f"over {len(c.samples)} subsets")
+        console.print(f"  completeness: worst gap {value_text(c.worst_gap, c.interval)} for "
+                      f"{{{', '.join(c.worst_subset)}}} over {len(c.samples)} subsets")
+    rows = flagged(report.sensitivity)
+    if rows:
+        table = Table()
+        table.add_column("component")
+        table.add_column("where")
+        for name, _ in rows[0].values:
+            table.add_column(name, justify="right")
+        for row in rows:
+            table.add_row(escape(row.name), row.role, *(f"{v:.3f}" for _, v in row.values))
+        console.print("ablation sensitivity: outside = share of the metric lost when the node alone is ablated "
+                      "from the model; inside = delta f of the circuit")
+        console.print(table)

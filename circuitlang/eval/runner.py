@@ -5,7 +5,7 @@ evaluate, and collect verdicts and problems. The CLI (`circ check`, `circ eval`)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -13,9 +13,11 @@ from ..core.errors import CircuitlangError
 from ..lang.check import CheckSpec, TaskSpec
 from ..lang.pipeline import Compiled, load
 from .backends.base import Backend, ModelLoadError
+from .bootstrap import DRAWS
 from .evaluator import Evaluator
 from .loading import model_for
 from .results import CheckReport
+from .sensitivity import measure, robust_verdict, substitute
 from .session import Session
 from .tasks.base import TaskData, TaskError
 from .tasks.registry import task_data
@@ -31,6 +33,8 @@ class RunOptions:
     progress: Callable[[str, int, int], None] | None = None
     full_report: bool = False  # minimality and completeness even when no expectation asks
     completeness_samples: int = 10
+    sensitivity: str = "auto"  # "auto", "on" or "off": each node under every ablation (eval/sensitivity.py)
+    bootstrap: int = DRAWS  # resamples of the examples for intervals (0: none)
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,9 @@ class _Sessions:
         if key not in self.evaluators:
             progress = self.options.progress
             session = Session(self.backend, self.data[task.name], ablation, metric, self.options.batch_size,
-                              progress=(lambda done, total: progress(f"{task.name}", done, total)) if progress
+                              progress=(lambda done, total: progress(f"{task.name} ({ablation})", done, total)) if progress
                               else None)
-            self.evaluators[key] = Evaluator(session, epsilon)
+            self.evaluators[key] = Evaluator(session, epsilon, self.options.bootstrap)
         evaluator = self.evaluators[key]
         evaluator.epsilon = epsilon
         return evaluator
@@ -114,8 +118,9 @@ def run_checks(compiled: Compiled, options: RunOptions, checks: Sequence[CheckSp
         epsilon = float(spec.options.get("epsilon", 0.01))
         try:
             evaluator = sessions.evaluator(spec.task, ablation, metric, epsilon)
-            reports.append(evaluator.run_check(spec, options.full_report, options.completeness_samples,
-                                               options.seed))
+            report = evaluator.run_check(spec, options.full_report, options.completeness_samples, options.seed)
+            report = _across_ablations(report, spec, ablation, metric, epsilon, sessions, options)
+            reports.append(report)
             notes += [n for n in evaluator.session.notes if n not in notes]
         except TaskError as err:
             where_task = f"{err.path}:{err.line}" if err.path and err.line else (err.path or _where(compiled, spec.task))
@@ -123,6 +128,23 @@ def run_checks(compiled: Compiled, options: RunOptions, checks: Sequence[CheckSp
         except CircuitlangError as err:
             problems.append(Problem(_where(compiled, spec), str(err), err.help))
     return FileOutcome(compiled.path, tuple(reports), tuple(problems), None, tuple(notes))
+
+
+def _across_ablations(report: CheckReport, spec: CheckSpec, ablation: str, metric: str, epsilon: float,
+                      sessions: _Sessions, options: RunOptions) -> CheckReport:
+    """Judge `expect robust` and add the ablation-sensitivity table and warnings."""
+
+    def evaluator_for(other: str) -> Evaluator:
+        return sessions.evaluator(spec.task, other, metric, epsilon)
+
+    for index, expect in enumerate(spec.expects):
+        if expect.kind == "robust":
+            report = substitute(report, index, robust_verdict(expect, spec, report, ablation, evaluator_for,
+                                                              options.seed))
+    rows, warnings, notes = measure(evaluator_for, ablation, spec.circuit, options.sensitivity)
+    circuit = replace(report.circuit, sensitivity=rows, warnings=report.circuit.warnings + warnings,
+                      notes=report.circuit.notes + notes)
+    return CheckReport(circuit, report.results)
 
 
 def check_file(path: str | Path, **options) -> FileOutcome:

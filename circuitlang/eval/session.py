@@ -215,11 +215,14 @@ class Session:
     def knockout_metric(self, node_sets: Sequence[Iterable[Node]]) -> torch.Tensor:
         """m(M without K) per node set and example: [K, N], by activation patching."""
         rows = []
-        for nodes in node_sets:
+        total = len(node_sets) * len(self._batches)
+        for number, nodes in enumerate(node_sets):
             parts = []
             for index, (part, clean, ablated, named) in enumerate(self._batches):
                 logits = knockout_logits(self.backend, clean, ablated, frozenset(nodes), named).unsqueeze(0)
                 parts.append(self._values(logits, part, self.kl_reference(index))[0])
+                if self.progress and total > len(self._batches):
+                    self.progress(number * len(self._batches) + index + 1, total)
             rows.append(torch.cat(parts))
         return torch.stack(rows) if rows else torch.zeros(0, len(self.data))
 

@@ -47,9 +47,13 @@ EXPECTATIONS: dict[str, tuple[bool, str, tuple[str, float] | None]] = {
     "minimal": (False, "none", None),
     "necessary": (True, "optional", (">=", 0.5)),
     "sufficient": (False, "optional", (">=", 0.9)),
+    "robust": (False, "none", None),
 }
-EXPECT_OPTIONS = {"minimal": ("epsilon",), "completeness": ("samples", "seed"), "necessary": (), "sufficient": (),
-                  "faithfulness": (), "ratio": (), "gap": ()}
+EXPECT_OPTIONS = {"minimal": ("epsilon", "mode"), "completeness": ("samples", "seed"), "necessary": (),
+                  "sufficient": (), "faithfulness": (), "ratio": (), "gap": (), "robust": ()}
+# `expect minimal with mode = ...`: each element removed from C alone, or Wang et al.'s stronger
+# search for a node set K that makes each node matter (docs/evaluation.md, "Minimality").
+MINIMALITY_MODES = ("single", "strong")
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,8 @@ class ExpectSpec:
     def __str__(self) -> str:
         subject = " " + ", ".join(sorted(str(n) for n in self.subject)) if self.subject else ""
         bound = f" {self.comparison} {self.bound:g}" if self.comparison and self.bound is not None else ""
-        return f"{self.kind}{subject}{bound}"
+        mode = f" with mode = {self.options['mode']}" if self.options.get("mode") not in (None, "single") else ""
+        return f"{self.kind}{subject}{bound}{mode}"
 
 
 @dataclass(frozen=True)
@@ -243,6 +248,9 @@ class _Checker:
             elif kv.key == "metric" and value not in METRICS:
                 self.error("E402", f"`metric` cannot be `{value}`", kv.span, "invalid value",
                            f"choose one of: {', '.join(METRICS)}")
+            elif kv.key == "mode" and value not in MINIMALITY_MODES:
+                self.error("E402", f"`mode` cannot be `{value}`", kv.span, "invalid value",
+                           f"choose one of: {', '.join(MINIMALITY_MODES)}")
             elif kv.key == "epsilon" and not (isinstance(value, (int, float)) and 0 <= value <= 1):
                 self.error("E404", "`epsilon` is a number between 0 and 1", kv.span, "out of range")
             elif kv.key in ("seed", "samples") and not (isinstance(value, int) and value >= (kv.key == "samples")):
