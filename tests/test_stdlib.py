@@ -232,6 +232,21 @@ def test_redwood_induction_is_the_motif_on_layer_0_and_heads_1_5_1_6() -> None:
     assert len(expected) == 46
 
 
+def test_redwood_induction_comment_example_is_acdcs_finding_within_the_upper_bound() -> None:
+    """The header's example (ACDC's main.py finding: head 0.0 feeding head 1.6's key) compiles
+    in the file, and it is a sub-circuit of `induction`, whose layer 0 is an upper bound."""
+    path = STDLIB / "attn_only_2l" / "induction.circ"
+    source = path.read_text(encoding="utf-8")
+    examples = [line[len("//     "):] for line in source.splitlines() if line.startswith("//     ")]
+    assert examples == ["circuit induction = motifs.induction(L0.H0, induction_heads)"]
+    text = source + "\n" + examples[0].replace("circuit induction =", "circuit acdc_found =") + "\n"
+    result = compile_text(text, "induction.circ", base_dir=path.parent)
+    assert result.ok, [str(d) for d in result.diagnostics]
+    found, bound = edges(result.circuits["acdc_found"]), edges(result.circuits["induction"])
+    assert "L0.H0 -> L1.H6.k" in found and "embed -> L0.H0.v" in found and found < bound
+    assert len(found) == 3 + 2 + 4 + 2  # embed -> 0.0 (q, k, v); 0.0 -> keys; embed -> q, v; -> logits
+
+
 def test_docstring_circuit_matches_acdc_true_edges() -> None:
     """ACDC's get_docstring_subgraph_true_edges, without its 13 edges inside heads."""
     result = compile_file(STDLIB / "attn_only_4l" / "docstring.circ")

@@ -3,11 +3,14 @@
 Static: both files compile without diagnostics and are `circ fmt` fixed points; their
 node and edge sets are counted by hand here, from the published head lists; `ioi_with_mlps`
 is compared edge for edge with an independent re-implementation of auto-circuit's
-`ioi_true_edges`; composition with the induction motif and the diff of the two Greater-Than
-variants come out as computed by hand. Generators: the text prompts are deterministic and
-well formed, and the tokenizing generators put every named position on the right token
-(with a small word-level tokenizer standing in for GPT-2's) and refuse a model without a
-tokenizer. GPT-2 itself is needed only by the `pretrained` test at the end.
+`ioi_true_edges`; composition with the induction motif and the diff of the Greater-Than
+variants come out as computed by hand. (tests/test_stdlib_sources.py re-implements ACDC's
+and the authors' edge construction and compares the other circuits with it.) Generators:
+the text prompts are deterministic and well formed, follow the sources' year distributions,
+and every example prompt in the generators' docstrings is one they can make; the tokenizing
+generators put every named position on the right token (with a small word-level tokenizer
+standing in for GPT-2's) and refuse a model without a tokenizer. GPT-2 itself is needed only
+by the `pretrained` test at the end.
 """
 
 from __future__ import annotations
@@ -26,7 +29,16 @@ from circuitlang.core.graph import EMBED, LOGITS, Edge, Node
 from circuitlang.core.positions import Position
 from circuitlang.eval.tasks.base import TaskError
 from circuitlang.eval.tasks.registry import GENERATORS
-from circuitlang.eval.tasks.stdlib import greater_than, greater_than_prompts, ioi, ioi_data, ioi_prompts
+from circuitlang.eval.tasks import stdlib as stdlib_tasks
+from circuitlang.eval.tasks.stdlib import (
+    greater_than,
+    greater_than_data,
+    greater_than_prompts,
+    greater_than_years,
+    ioi,
+    ioi_data,
+    ioi_prompts,
+)
 from circuitlang.lang.fmt import format_module
 from circuitlang.lang.parse import parse_text
 from circuitlang.present.diff import diff_graphs
@@ -94,7 +106,9 @@ def test_ioi_nodes_are_the_26_heads_embed_and_logits(ioi_file: cl.Compiled) -> N
     for name in ("ioi", "ioi_unpositioned"):
         assert ioi_file.circuits[name].nodes == heads(*CLASSES) | {EMBED, LOGITS}
     # Node level: the 26 heads and the 12 MLPs (the paper's knockout of the other 118 heads).
-    assert ioi_file.circuits["ioi_nodes"].nodes == heads(*CLASSES) | {Node.mlp(i) for i in range(12)} | {EMBED, LOGITS}
+    mlps = {Node.mlp(i) for i in range(12)}
+    assert ioi_file.circuits["ioi_nodes"].nodes == heads(*CLASSES) | mlps | {EMBED, LOGITS}
+    assert ioi_file.circuits["ioi_acdc"].nodes == heads(*CLASSES) | mlps | {EMBED, LOGITS}
     assert ioi_file.circuits["ioi_nodes"].level == "node"
 
 
@@ -114,10 +128,11 @@ def test_ioi_edge_count_by_hand(ioi_file: cl.Compiled) -> None:
     assert total == 6 + 9 + 4 + 26 + 16 + 32 + 24 + 52 + 13 == 182
     ioi_graph = ioi_file.circuits["ioi"]
     assert len(ioi_graph.edges) == total
-    assert len(ioi_file.circuits["ioi_unpositioned"].edges) == total
-    # The same edges with and without positions.
+    # ACDC's form: the same edges without positions, plus embed -> logits, which ACDC keeps.
+    assert len(ioi_file.circuits["ioi_unpositioned"].edges) == total + 1
     strip = {Edge(e.sender, e.receiver, e.channel) for e in ioi_graph.edges}
-    assert strip == set(ioi_file.circuits["ioi_unpositioned"].edges)
+    assert strip | {Edge(EMBED, LOGITS)} == set(ioi_file.circuits["ioi_unpositioned"].edges)
+    assert Edge(EMBED, LOGITS) not in strip
     assert {str(e.position) for e in ioi_graph.edges} == {"S1+1", "S1", "S2", "END", "IO"}
     # Spot checks of channel and position.
     assert Edge(EMBED, Node.attn(2, 2), "q", Position("S1", 1)) in ioi_graph.edges
@@ -213,26 +228,32 @@ def test_ioi_task_and_checks(ioi_file: cl.Compiled) -> None:
 
 ACDC_GT = {Node.attn(0, 1), Node.attn(0, 3), Node.attn(0, 5), Node.attn(5, 5), Node.attn(6, 1), Node.attn(6, 9),
            Node.attn(7, 10), Node.attn(8, 11), Node.attn(9, 1)} | {Node.mlp(i) for i in (0, 1, 2, 3, 8, 9, 10, 11)}
-HANNA_GT = {Node.attn(5, 1), Node.attn(5, 5), Node.attn(6, 9), Node.attn(7, 10), Node.attn(8, 8), Node.attn(8, 11),
-            Node.attn(9, 1)} | {Node.mlp(i) for i in (8, 9, 10, 11)}
+# The authors' END part (circuit_discovery.py lines 280-293) and the nodes their whole
+# circuit adds at YY (lines 401-412).
+HANNA_END = {Node.attn(5, 1), Node.attn(5, 5), Node.attn(6, 9), Node.attn(7, 10), Node.attn(8, 8), Node.attn(8, 11),
+             Node.attn(9, 1)} | {Node.mlp(i) for i in (8, 9, 10, 11)}
+HANNA_YY = {Node.attn(0, 1), Node.attn(0, 3), Node.attn(0, 5)} | {Node.mlp(i) for i in range(4)}
 
 
 def test_greater_than_variants_are_the_published_node_sets(gt_file: cl.Compiled) -> None:
-    acdc, hanna = gt_file.circuits["acdc"], gt_file.circuits["hanna"]
-    assert acdc.level == hanna.level == "node"
+    acdc, hanna, end = gt_file.circuits["acdc"], gt_file.circuits["hanna"], gt_file.circuits["hanna_end"]
+    assert acdc.level == end.level == "node" and hanna.level != "node"
     assert acdc.nodes == ACDC_GT | {EMBED, LOGITS}
-    assert hanna.nodes == HANNA_GT | {EMBED, LOGITS}
+    assert end.nodes == HANNA_END | {EMBED, LOGITS}
+    assert hanna.nodes == HANNA_END | HANNA_YY | {EMBED, LOGITS}
+    # ACDC's edges reach MLPs 4-7 as well (its MLP -> MLP and MLP -> query edges).
+    assert gt_file.circuits["acdc_edges"].nodes == ACDC_GT | {Node.mlp(i) for i in range(4, 8)} | {EMBED, LOGITS}
     # Node level: every edge among the nodes, embed and logits, counted receiver by receiver
     # (senders: embed plus every earlier node; a head counts 3 times, for q, k and v).
-    hanna_edges = (3 + 3          # L5.H1, L5.H5 <- embed
-                   + 3 * 3        # L6.H9 <- embed, 5.1, 5.5
-                   + 4 * 3        # L7.H10 <- embed, 5.1, 5.5, 6.9
-                   + 5 * 3 * 2    # L8.H8, L8.H11 <- embed, 5.1, 5.5, 6.9, 7.10
-                   + 7            # L8.MLP <- embed and the 6 heads of layers 5-8
-                   + 8 * 3        # L9.H1 <- embed, 6 heads, MLP8
-                   + 9 + 10 + 11  # MLPs 9, 10, 11 <- embed, 7 heads and the earlier late MLPs
-                   + 12)          # logits <- embed, 7 heads, 4 MLPs
-    assert len(hanna.edges) == hanna_edges == 130
+    end_edges = (3 + 3          # L5.H1, L5.H5 <- embed
+                 + 3 * 3        # L6.H9 <- embed, 5.1, 5.5
+                 + 4 * 3        # L7.H10 <- embed, 5.1, 5.5, 6.9
+                 + 5 * 3 * 2    # L8.H8, L8.H11 <- embed, 5.1, 5.5, 6.9, 7.10
+                 + 7            # L8.MLP <- embed and the 6 heads of layers 5-8
+                 + 8 * 3        # L9.H1 <- embed, 6 heads, MLP8
+                 + 9 + 10 + 11  # MLPs 9, 10, 11 <- embed, 7 heads and the earlier late MLPs
+                 + 12)          # logits <- embed, 7 heads, 4 MLPs
+    assert len(end.edges) == end_edges == 130
     acdc_edges = (3 * 3                       # L0.H1, .H3, .H5 <- embed
                   + 4 + 5 + 6 + 7             # MLPs 0-3 <- embed, the 3 L0 heads and the earlier MLPs
                   + 8 * 3                     # L5.H5 <- embed, 3 L0 heads, MLPs 0-3
@@ -246,14 +267,43 @@ def test_greater_than_variants_are_the_published_node_sets(gt_file: cl.Compiled)
     assert len(acdc.edges) == acdc_edges == 299
 
 
+def test_hanna_edge_count_by_hand(gt_file: cl.Compiled) -> None:
+    hanna = gt_file.circuits["hanna"]
+    counts = {
+        "7 heads, 4 MLPs -> logits @END": 7 + 4,
+        "heads -> MLPs 8-11 @END (9.1 only into 9-11)": 6 * 4 + 3,
+        "MLP -> later MLP among 8-11 @END": 6,
+        "embed -> heads 0.1, 0.3, 0.5 (q, k, v) and MLPs 0-3 @YY": 9 + 4,
+        "head 0.1 -> MLPs 0-3, MLP -> later MLP among 0-3 @YY": 4 + 6,
+        "7 lower nodes -> 7 heads' k and v @YY": 7 * 7 * 2,
+        "embed -> 7 queries @END": 7,
+        "earlier of the 7 heads -> queries @END (6.9: 2, 7.10: 3, 8.8: 4, 8.11: 4, 9.1: 6)": 2 + 3 + 4 + 4 + 6,
+        "MLP 8 -> 9.1.q @END": 1,
+    }
+    assert sum(counts.values()) == 44 + 121 + 27 == 192 == len(hanna.edges)
+    assert {str(e.position) for e in hanna.edges} == {"YY", "END"}
+    # Nothing reads the heads' keys or values at END, nor the queries at YY.
+    for e in hanna.edges:
+        if e.receiver in HANNA_END and e.receiver.is_head:
+            assert (e.channel == "q") == (str(e.position) == "END"), e
+    # The direct path embed -> heads at YY is not in it (circuit_discovery.py line 414).
+    assert not [e for e in hanna.edges if e.sender == EMBED and e.receiver in HANNA_END and e.channel != "q"]
+
+
 def test_greater_than_diff(gt_file: cl.Compiled) -> None:
     diff = diff_graphs(gt_file.circuits["acdc"], gt_file.circuits["hanna"], "acdc", "hanna")
     assert set(diff.nodes_added) == {Node.attn(5, 1), Node.attn(8, 8)}
-    assert set(diff.nodes_removed) == {Node.attn(0, 1), Node.attn(0, 3), Node.attn(0, 5), Node.attn(6, 1)} | {
-        Node.mlp(i) for i in range(4)}
-    assert diff.counts()["edges_added"] == len(gt_file.circuits["hanna"].edges - gt_file.circuits["acdc"].edges)
+    assert set(diff.nodes_removed) == {Node.attn(6, 1)}
+    # The edges of `hanna` carry positions, those of `acdc` do not: none is shared.
+    assert diff.counts()["edges_added"] == 192 and diff.counts()["edges_removed"] == 299
+    diff = diff_graphs(gt_file.circuits["acdc_edges"], gt_file.circuits["hanna"], "acdc_edges", "hanna")
+    assert set(diff.nodes_removed) == {Node.attn(6, 1)} | {Node.mlp(i) for i in range(4, 8)}
     task = gt_file.tasks["years_01"]
     assert task.data == ("greater_than", {"n": 256}) and set(task.positions) == {"YY", "END"}
+    task = gt_file.tasks["years_01_acdc"]
+    assert task.data == ("greater_than", {"n": 256, "source": "acdc"}) and set(task.positions) == {"YY", "END"}
+    assert [(c.circuit.name, c.task.name) for c in gt_file.checks] == [("hanna", "years_01"),
+                                                                       ("acdc_edges", "years_01_acdc")]
 
 
 def test_compose_ioi_with_the_induction_motif() -> None:
@@ -270,7 +320,9 @@ circuit overlap = ioi.ioi_unpositioned & m.induction(L4.H11, L5.H5)
 circuit no_overlap = ioi.ioi & m.induction(L5.H5, L6.H9)
 """
     compiled = cl.compile_text(text, "compose.circ", base_dir=ROOT)
-    assert compiled.diagnostics == (), [str(d) for d in compiled.diagnostics]
+    # `overlap` has no edge into logits on purpose (it is compared, not evaluated): a
+    # warning about that (W311) is expected, nothing else.
+    assert [str(d) for d in compiled.diagnostics if not (d.code == "W311" and "`overlap`" in d.message)] == []
     c = compiled.circuits
     # The motif: embed -> L5.H5 q, k, v (3); L5.H5 -> L6.H9.k (1); embed -> L6.H9 q, v (2);
     # L6.H9 -> logits (1).
@@ -281,9 +333,9 @@ circuit no_overlap = ioi.ioi & m.induction(L5.H5, L6.H9)
     assert c["both"].nodes == heads(*CLASSES) | {EMBED, LOGITS}  # L5.H5, L6.H9 are IOI heads already
     # Without positions, the motif on previous-token head 4.11 and induction head 5.5 shares
     # embed -> L4.H11 q, k, v (IOI's embed -> previous-token) and L4.H11 -> L5.H5.k (IOI's
-    # previous-token -> induction): 182 + 7 - 4.
+    # previous-token -> induction): 183 + 7 - 4.
     assert len(c["free_motif"].edges) == 7
-    assert len(c["both_free"].edges) == 182 + 7 - 4
+    assert len(c["both_free"].edges) == 183 + 7 - 4  # ioi_unpositioned has embed -> logits too
     assert not c["no_overlap"].edges
     assert c["overlap"].edges == {
         Edge(EMBED, Node.attn(4, 11), ch) for ch in "qkv"} | {Edge(Node.attn(4, 11), Node.attn(5, 5), "k")}
@@ -337,22 +389,111 @@ def test_ioi_prompt_options() -> None:
         ioi_prompts(1, templates=16)
 
 
-def test_greater_than_prompts_are_deterministic_and_well_formed() -> None:
-    prompts = greater_than_prompts(97, seed=1)
-    assert prompts == greater_than_prompts(97, seed=1) and prompts != greater_than_prompts(97, seed=2)
-    # Balanced: 97 prompts cover each start year 02..98 once.
-    assert sorted(p.yy for p in prompts) == list(range(2, 99))
+HANNA_TEXT = re.compile(r"The (\w+) lasted from the year (\d\d)(\d\d) to the year (\d\d)")
+ACDC_TEXT = re.compile(r"The (\w+) lasted from the year (\d\d)(\d\d) to (\d\d)")
+
+
+def test_greater_than_prompts_follow_the_authors_distribution_by_default() -> None:
+    nouns = set(greater_than_data()["nouns"])
+    prompts = greater_than_prompts(97 * 3, seed=1)
+    assert prompts == greater_than_prompts(97 * 3, seed=1) and prompts != greater_than_prompts(97 * 3, seed=2)
+    # Balanced as the authors' YearDataset: the k-th prompt's YY is the k-th of 02..98, in turn.
+    assert [p.yy for p in prompts] == [2 + k % 97 for k in range(97 * 3)]
+    # Start years from 1000-1899 (every century 10-18 is drawn from), each century's first and
+    # last year dropped: without a tokenizer every year splits, so CC00 and CC99 go.
+    assert {p.century for p in prompts} == set(range(10, 19))
     for p in prompts:
-        m = re.fullmatch(r"The (\w+) lasted from the year 17(\d\d) to the year 17", p.clean)
-        assert m and int(m.group(2)) == p.yy and m.group(1) == p.noun
-        assert p.corrupt == p.clean.replace(f" 17{p.yy:02d} ", " 1701 ")
+        m = HANNA_TEXT.fullmatch(p.clean)
+        assert m and m.group(1) == p.noun in nouns and int(m.group(2)) == int(m.group(4)) == p.century
+        assert int(m.group(3)) == p.yy and p.source == "hanna"
+        assert p.corrupt == p.clean.replace(f" {p.year} ", f" {p.century}01 ")
         assert (p.answer, p.wrong) == (f"{p.yy + 1:02d}", f"{p.yy - 1:02d}")
         words = p.clean.split(" ")
-        assert words[p.words["YY"]] == f"17{p.yy:02d}" and p.words["END"] == len(words) - 1
-    assert {p.yy for p in greater_than_prompts(10, years=[5, 6])} == {5, 6}
-    assert greater_than_prompts(1, century=11)[0].clean.endswith(" to the year 11")
-    with pytest.raises(TaskError):
-        greater_than_prompts(1, years=[1])
+        assert words[p.words["YY"]] == str(p.year) and p.words["END"] == len(words) - 1
+    assert greater_than_years() == [cc * 100 + yy for cc in range(10, 19) for yy in range(2, 99)]
+
+
+def test_greater_than_prompts_acdc_and_one_century() -> None:
+    acdc = greater_than_prompts(400, seed=0, source="acdc")
+    assert acdc == greater_than_prompts(400, seed=0, source="acdc")
+    # ACDC: centuries 11-17, CC02..CC98 tested and each century's first and last dropped;
+    # drawn uniformly (not in YY order), and the text ends "to CC".
+    assert greater_than_years("acdc") == [cc * 100 + yy for cc in range(11, 18) for yy in range(3, 98)]
+    assert {p.century for p in acdc} == set(range(11, 18)) and {p.yy for p in acdc} <= set(range(3, 98))
+    assert [p.yy for p in acdc[:97]] != [2 + k for k in range(97)]
+    for p in acdc:
+        m = ACDC_TEXT.fullmatch(p.clean)
+        assert m and int(m.group(2)) == int(m.group(4)) == p.century and p.source == "acdc"
+        assert p.clean.split(" ")[p.words["YY"]] == str(p.year) and p.corrupt.endswith(f"{p.century}01 to {p.century}")
+    one = greater_than_prompts(10, century=17)
+    assert {p.century for p in one} == {17} and one[0].clean.endswith(" to the year 17")
+    assert {p.year for p in greater_than_prompts(10, years=[1705, 1806])} == {1705, 1806}
+    # The tokenizer's verdict on which years split: both sources drop each century's first
+    # and last year that does.
+    assert greater_than_years(century=17, splits=lambda year: year % 100 >= 40) == list(range(1741, 1799))
+    assert greater_than_years("acdc", century=12, splits=lambda year: year % 2 == 0) == list(range(1204, 1297, 2))
+    for bad in ({"years": [1701]}, {"years": [732]}, {"source": "wang"}, {"century": 7}, {"century": 17, "years": [1805]}):
+        with pytest.raises(TaskError):
+            greater_than_prompts(1, **bad)
+
+
+def ioi_producible(text: str) -> bool:
+    """Whether `ioi_prompts` can write `text`: one of the shipped templates in either order,
+    with IO and S two different shipped names and a shipped place and object (the same one
+    wherever the template repeats it)."""
+    data = ioi_data()
+    slots = {"[PLACE]": ("place", data["places"]), "[OBJECT]": ("obj", data["objects"])}
+    for template in data["templates"]:
+        pattern = re.escape(template)
+        for slot, (group, words) in slots.items():
+            pattern = pattern.replace(re.escape(slot), f"(?P<{group}>{'|'.join(words)})", 1)
+            pattern = pattern.replace(re.escape(slot), f"(?P={group})")
+        pattern = pattern.replace(re.escape("[S]"), r"(?P<s>\w+)", 1).replace(re.escape("[IO]"), r"(?P<io>\w+)")
+        pattern = pattern.replace(re.escape("[S]"), r"(?P=s)")
+        for order in (pattern, _swap_first_names(pattern)):  # BABA, ABBA
+            m = re.fullmatch(order, text)
+            if m and m["io"] != m["s"] and {m["io"], m["s"]} <= set(data["names"]):
+                return True
+    return False
+
+
+def _swap_first_names(pattern: str) -> str:
+    """The ABBA form of a BABA pattern: the first S slot and the IO slot trade places."""
+    s_slot, io_slot = r"(?P<s>\w+)", r"(?P<io>\w+)"
+    i, j = pattern.index(s_slot), pattern.index(io_slot)
+    return pattern[:i] + io_slot + pattern[i + len(s_slot):j] + s_slot + pattern[j + len(io_slot):]
+
+
+def greater_than_producible(text: str) -> bool:
+    nouns = set(greater_than_data()["nouns"])
+    for source, form in (("hanna", HANNA_TEXT), ("acdc", ACDC_TEXT)):
+        m = form.fullmatch(text)
+        if m and m.group(1) in nouns and m.group(2) == m.group(4):
+            return int(m.group(2) + m.group(3)) in greater_than_years(source)
+    return False
+
+
+def _docstring_examples() -> list[str]:
+    """The example prompts in the generators' docstrings: quoted text of six words or more."""
+    import inspect
+
+    docs = [inspect.getdoc(stdlib_tasks) or ""]
+    docs += [inspect.getdoc(obj) or "" for _, obj in inspect.getmembers(stdlib_tasks)
+             if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == stdlib_tasks.__name__]
+    quoted = re.findall(r'"([^"]+)"', " ".join(" ".join(d.split()) for d in docs))
+    return sorted({q for q in quoted if len(q.split()) >= 6 and "{" not in q})
+
+
+def test_docstring_examples_can_be_generated() -> None:
+    examples = _docstring_examples()
+    assert len(examples) >= 4, examples  # both IOI orders and both Greater-Than texts at least
+    for text in examples:
+        assert ioi_producible(text) or greater_than_producible(text), f"no generator makes {text!r}"
+    # The check can fail: the paper's own running examples are not producible.
+    assert not ioi_producible("When Mary and John went to the store, John gave a drink to")
+    assert not greater_than_producible("The war lasted from the year 1732 to the year 17")
+    assert ioi_producible("After Mary and John went to the store, John gave a drink to")
+    assert not ioi_producible("After Mary and Mary went to the store, Mary gave a drink to")
 
 
 # ---------------------------------------------------------------------------------
@@ -404,18 +545,49 @@ def test_ioi_generator_positions_point_at_the_names(bos: bool) -> None:
     assert " Christopher" not in names_seen and " Christoph" not in names_seen  # two tokens: skipped
 
 
-def test_greater_than_generator_positions_point_at_the_year() -> None:
+@pytest.mark.parametrize("source", ["hanna", "acdc"])
+def test_greater_than_generator_positions_point_at_the_year(source: str) -> None:
     model = WordTokens()
-    data = greater_than(model, n=30, seed=0)
+    data = greater_than(model, n=30, seed=0, source=source)
     piece = model.piece
+    centuries = set()
     for i in range(30):
         yy_at, end = int(data.positions["YY"][i]), int(data.positions["END"][i])
         clean, corrupt = data.clean[i].tolist(), data.corrupt[i].tolist()
-        yy = int(piece(clean[yy_at]))
-        assert piece(clean[yy_at - 1]) == " 17" and piece(corrupt[yy_at]) == "01"
+        yy, cc = int(piece(clean[yy_at])), piece(clean[yy_at - 1])
+        centuries.add(cc)
+        assert re.fullmatch(r" 1[0-8]", cc) and piece(corrupt[yy_at]) == "01"
         assert (piece(int(data.answer[i])), piece(int(data.wrong[i]))) == (f"{yy + 1:02d}", f"{yy - 1:02d}")
-        assert piece(clean[end]) == " 17" and clean[end + 1:] == [clean[end]] * (len(clean) - end - 1)  # padding
+        assert piece(clean[end]) == cc and clean[end + 1:] == [clean[end]] * (len(clean) - end - 1)  # padding
         assert [j for j in range(end + 1) if clean[j] != corrupt[j]] == [yy_at]
+        assert piece(clean[end - 1]) == (" year" if source == "hanna" else " to")
+        if source == "hanna":
+            assert yy == 2 + i  # balanced: YY 02, 03, ... in turn
+    assert len(centuries) > 3
+
+
+class SomeYearsWhole(WordTokens):
+    """WordTokens, except that the years 1500-1599, 1702-1719 and 1799 are one token each
+    (" 1705"), as a tokenizer with those years in its vocabulary would write them."""
+
+    def to_tokens(self, text: str, prepend_bos: bool) -> list[int]:
+        whole = re.sub(r" (15\d\d|170[2-9]|171\d|1799)(?!\d)", lambda m: " Y" + m.group(1), text)
+        ids = [self.vocab.setdefault(p, len(self.vocab)) for p in re.findall(r" Y\d{4}|" + self.PIECES.pattern, whole)]
+        return [0] * bool(prepend_bos) + ids
+
+
+def test_greater_than_generator_keeps_only_years_that_split() -> None:
+    model = SomeYearsWhole()
+    data = greater_than(model, n=200, seed=0, century=17)
+    starts = sorted({int(model.piece(int(row[int(at)]))) for row, at in zip(data.clean, data.positions["YY"])})
+    # 1702-1719 do not split; of those that do (1700, 1701, 1720-1798) the first and the last
+    # are dropped, and YY 01 is never a start year.
+    assert starts == list(range(20, 98))
+    with pytest.raises(TaskError, match="no start year"):
+        greater_than(model, n=4, century=15)
+    every = greater_than(model, n=300, seed=0)
+    cc = {model.piece(int(row[int(at) - 1])) for row, at in zip(every.clean, every.positions["YY"])}
+    assert " 15" not in cc and " 17" in cc
 
 
 def test_generators_are_registered() -> None:
@@ -450,7 +622,7 @@ def tiny_gpt2_directory(folder: Path) -> Path:
 
     words = ioi_data()["templates"] + ioi_data()["names"] + ioi_data()["places"] + ioi_data()["objects"]
     words += greater_than_data()["nouns"] + [f"{i:02d}" for i in range(100)]
-    words += [f"The lasted from the year 17{i:02d} to the year 17" for i in range(100)]
+    words += [f"The lasted from the year {cc}{i:02d} to the year {cc}" for cc in range(10, 19) for i in range(100)]
     vocab = {"<|endoftext|>": 0, "[UNK]": 1}
     for text in words:
         for w in text.split(" "):
@@ -543,5 +715,21 @@ def test_the_ioi_file_checks_end_to_end_on_a_gpt2_config_directory(tmp_path: Pat
     outcome = cl.check_file(tmp_path / "ioi.circ", batch_size=32)
     assert outcome.problems == (), outcome.problems
     assert len(outcome.checks) == 2
+    for check in outcome.checks:
+        assert math.isfinite(check.circuit.faithfulness)
+
+
+def test_the_greater_than_file_checks_end_to_end_on_a_gpt2_config_directory(tmp_path: Path) -> None:
+    """stdlib/gpt2/greater_than.circ as it is (the authors' and ACDC's year distributions,
+    the positioned `hanna`, both checks) with only its `model` line pointing at a random GPT-2-config
+    directory: every check runs and reports a finite number."""
+    tiny_gpt2_directory(tmp_path / "tiny")
+    text = GREATER_THAN.read_text(encoding="utf-8").replace("\nmodel gpt2\n", '\nmodel "tiny"\n', 1)
+    assert 'model "tiny"' in text and text.count("greater_than(n = 256") == 2
+    (tmp_path / "gt.circ").write_text(text.replace("greater_than(n = 256", "greater_than(n = 32"), encoding="utf-8")
+    outcome = cl.check_file(tmp_path / "gt.circ", batch_size=32)
+    assert outcome.problems == (), outcome.problems
+    assert [(c.circuit.circuit, c.circuit.task) for c in outcome.checks] == [("hanna", "years_01"),
+                                                                             ("acdc_edges", "years_01_acdc")]
     for check in outcome.checks:
         assert math.isfinite(check.circuit.faithfulness)

@@ -19,9 +19,9 @@ True
 >>> (c[p.words["IO"]], c[p.words["S1"]], c[p.words["S2"]]) == p.corrupt_names
 True
 >>> y = greater_than_prompts(1, seed=0)[0]
->>> y.clean.replace(f"17{y.yy:02d} ", "1701 ") == y.corrupt
+>>> y.clean.replace(f"{y.year} ", f"{y.century}01 ") == y.corrupt
 True
->>> int(y.answer) - y.yy, y.yy - int(y.wrong), y.clean.split(" ")[y.words["YY"]] == f"17{y.yy:02d}"
+>>> int(y.answer) - y.yy, y.yy - int(y.wrong), y.clean.split(" ")[y.words["YY"]] == str(y.year)
 (1, 1, True)
 """
 
@@ -32,7 +32,7 @@ import random
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -131,8 +131,9 @@ def ioi_prompts(n: int = 256, seed: int = 0, *, order: str = "mixed", templates:
     """`n` IOI prompts as text, deterministic given `seed`; no tokenizer needed.
 
     Each draws a template (of the first `templates` in the file; 0 = all), an order (ABBA:
-    "When Mary and John went to the store, John gave a drink to"; BABA: "When John and
-    Mary ...", both when `order` is "mixed"), IO and S (two names), a place, an object, and
+    "After Mary and John went to the store, John gave a drink to"; BABA: "After John and
+    Mary went to the store, John gave a drink to"; both when `order` is "mixed"), IO and S
+    (two names), a place, an object, and
     for the corrupted prompt three further names, distinct from each other and from IO
     and S. `names` overrides the file's list (the generator passes the names that are one
     token for the model).
@@ -177,11 +178,42 @@ def ioi_prompts(n: int = 256, seed: int = 0, *, order: str = "mixed", templates:
 
 
 @dataclass(frozen=True)
+class GreaterThanSource:
+    """Whose year prompts: the centuries, the years tested in each, the sampling and the text.
+
+    `centuries`: the two-digit centuries CC drawn from; `tested`: the YY of each century whose
+    year CCYY is kept when it splits into the tokens " CC" and "YY" (then each century's
+    first and last such year are dropped, as both sources do); `balanced`: the k-th prompt
+    takes the k-th start YY in turn (02, 03, ..., 98, 02, ...) and a random year with it,
+    else every prompt draws a year uniformly; `ending`: the text after the start year, with
+    `{century}` for CC.
+    """
+
+    centuries: range
+    tested: range
+    balanced: bool
+    ending: str
+
+
+GREATER_THAN_SOURCES = {
+    # Hanna et al.: circuit_discovery.py line 46, utils.get_valid_years(tokenizer, 1000, 1900)
+    # (every year 1000-1899 tested, each century's first and last valid year dropped), and
+    # dataset.YearDataset(balanced=True) with generate_real_sentence's text.
+    "hanna": GreaterThanSource(range(10, 19), range(0, 100), True, "to the year {century}"),
+    # ACDC: acdc/greaterthan/utils.py lines 85-93 (centuries 11-17, years CC02-CC98 tested,
+    # all_success[1:-1]) and get_year_data (lines 140-165: uniform draws; the text ends
+    # "to CC", without "the year").
+    "acdc": GreaterThanSource(range(11, 18), range(2, 99), False, "to {century}"),
+}
+
+
+@dataclass(frozen=True)
 class YearPrompt:
-    """One Greater-Than example: "The {noun} lasted from the year {century}{YY} to the year
-    {century}" and the same with YY = 01. The answer is YY+1 and the wrong token YY-1 (both
-    two digits, no space: they follow the century token). `words`: YY is the word holding
-    the start year, END the last word.
+    """One Greater-Than example: "The {noun} lasted from the year {CC}{YY} " followed by the
+    source's ending ("to the year {CC}" for Hanna et al., "to {CC}" for ACDC), and the same
+    with YY = 01. The answer is YY+1 and the wrong token YY-1 (both two digits, no space:
+    they follow the century token). `words`: YY is the word holding the start year, END the
+    last word.
     """
 
     clean: str
@@ -190,6 +222,11 @@ class YearPrompt:
     century: int
     yy: int
     words: Mapping[str, int] = field(default_factory=dict)
+    source: str = "hanna"
+
+    @property
+    def year(self) -> int:
+        return self.century * 100 + self.yy
 
     @property
     def answer(self) -> str:
@@ -200,37 +237,91 @@ class YearPrompt:
         return f"{self.yy - 1:02d}"
 
 
-def greater_than_prompts(n: int = 256, seed: int = 0, *, century: int = 17,
+def _source(source: str) -> GreaterThanSource:
+    if source not in GREATER_THAN_SOURCES:
+        raise TaskError(f"`source` must be one of {', '.join(GREATER_THAN_SOURCES)}, not {source!r}")
+    return GREATER_THAN_SOURCES[source]
+
+
+def _century(century: int | None) -> int | None:
+    if century is not None and not 10 <= century <= 99:
+        raise TaskError(f"`century` must be two digits (10-99), not {century}")
+    return century
+
+
+def greater_than_years(source: str = "hanna", *, century: int | None = None,
+                       splits: Callable[[int], bool] | None = None) -> list[int]:
+    """The start years (e.g. 1732) that `source`'s prompts are drawn from, ascending.
+
+    Per century (the source's, or only `century`), the source's tested years that `splits`
+    accepts (the tokenizer writes " CCYY" as " CC" and "YY"; None: every year does), less
+    the first and the last of them, as both sources drop them; then only YY in 02..98 (YY-1
+    and YY+1 must be two-digit years). Without a tokenizer, Hanna et al.'s are CC02..CC98 of
+    centuries 10-18 and ACDC's CC03..CC97 of centuries 11-17:
+
+    >>> years = greater_than_years()
+    >>> len(years), years[0], years[-1]
+    (873, 1002, 1898)
+    >>> acdc = greater_than_years("acdc")
+    >>> len(acdc), acdc[0], acdc[-1]
+    (665, 1103, 1797)
+    >>> greater_than_years(century=17, splits=lambda year: year % 100 not in (0, 40))[:3]
+    [1702, 1703, 1704]
+    """
+    spec = _source(source)
+    centuries = [_century(century)] if century is not None else list(spec.centuries)
+    out: list[int] = []
+    for cc in centuries:
+        assert cc is not None
+        valid = [cc * 100 + yy for yy in spec.tested if splits is None or splits(cc * 100 + yy)]
+        out += [year for year in valid[1:-1] if 2 <= year % 100 <= 98]
+    return out
+
+
+def greater_than_prompts(n: int = 256, seed: int = 0, *, source: str = "hanna", century: int | None = None,
                          years: Sequence[int] | None = None) -> list[YearPrompt]:
     """`n` year-span prompts as text, deterministic given `seed`; no tokenizer needed.
 
-    Start years YY come from `years` (default 2..98), balanced as in the authors' dataset:
-    a seeded shuffle of the list, repeated as often as `n` needs. Nouns are drawn from the
-    shipped list.
+    `source` chooses whose distribution (GREATER_THAN_SOURCES): "hanna" (default, the
+    authors': "The dispute lasted from the year 1732 to the year 17", start years from
+    1000-1899, the k-th prompt's YY the k-th of 02..98 in turn) or "acdc" (ACDC's: "The
+    dispute lasted from the year 1732 to 17", start years from centuries 11-17, drawn
+    uniformly). `century` keeps one century. `years` replaces the start years (full years,
+    e.g. [1732, 1845]; the generator passes those the tokenizer splits as the sources
+    require); by default every year is taken to split (greater_than_years). Nouns are drawn
+    uniformly from the shipped list, which is the authors' (and ACDC's) list. The random
+    draws are Python's `random.Random(seed)`, not the sources' own generators: the same
+    distribution, not the same prompts.
     """
-    if not 10 <= century <= 99:
-        raise TaskError(f"`century` must be two digits (10-99), not {century}")
-    pool = list(range(2, 99) if years is None else years)
-    if not pool or any(not 2 <= y <= 98 for y in pool):
-        raise TaskError("start years YY must lie in 2..98 (YY-1 and YY+1 are two-digit years)")
+    spec = _source(source)
+    century = _century(century)
+    pool = sorted(set(greater_than_years(source, century=century) if years is None else years))
+    if century is not None:
+        pool = [y for y in pool if y // 100 == century]
+    if any(not 1000 <= y <= 9999 or not 2 <= y % 100 <= 98 for y in pool):
+        raise TaskError("start years must be four digits with YY in 02..98 (YY-1 and YY+1 are two-digit years)")
+    if not pool:
+        raise TaskError("no start year to draw from" + (f" in century {century}" if century is not None else ""))
     nouns = greater_than_data()["nouns"]
+    by_yy: dict[int, list[int]] = {}
+    for year in pool:
+        by_yy.setdefault(year % 100, []).append(year)
+    cycle = sorted(by_yy)
     rng = random.Random(seed)
-    order: list[int] = []
     out = []
-    for _ in range(n):
-        if not order:
-            order = pool[:]
-            rng.shuffle(order)
-        yy = order.pop()
+    for k in range(n):
+        year = rng.choice(by_yy[cycle[k % len(cycle)]]) if spec.balanced else rng.choice(pool)
         noun = rng.choice(nouns)
+        cc, yy = divmod(year, 100)
+        ending = spec.ending.format(century=cc)
 
         def text(start: int) -> str:
-            return f"The {noun} lasted from the year {century}{start:02d} to the year {century}"
+            return f"The {noun} lasted from the year {cc}{start:02d} {ending}"
 
         clean = text(yy)
         words = clean.split(" ")
-        out.append(YearPrompt(clean, text(1), noun, century, yy,
-                              {"YY": words.index(f"{century}{yy:02d}"), "END": len(words) - 1}))
+        out.append(YearPrompt(clean, text(1), noun, cc, yy,
+                              {"YY": words.index(str(year)), "END": len(words) - 1}, source))
     return out
 
 
@@ -281,7 +372,7 @@ def _build(model: "Backend", rows: list[tuple[list[int], list[int], int, int, di
 
 def ioi(model: "Backend", *, n: int = 256, seed: int = 0, order: str = "mixed",
         templates: int = 0) -> TaskData:
-    """IOI prompts (Wang et al. 2022) tokenized for `model`: clean "When Mary and John went
+    """IOI prompts (Wang et al. 2022) tokenized for `model`: clean "After Mary and John went
     to the store, John gave a drink to", corrupt the same template with three other names
     (ABC), answer " Mary" (IO), wrong " John" (S).
 
@@ -319,42 +410,68 @@ def ioi(model: "Backend", *, n: int = 256, seed: int = 0, order: str = "mixed",
     return _build(model, rows, "ioi")
 
 
-def greater_than(model: "Backend", *, n: int = 256, seed: int = 0, century: int = 17) -> TaskData:
-    """Year-span prompts (Hanna et al. 2023) tokenized for `model`: clean "The war lasted
+def greater_than(model: "Backend", *, n: int = 256, seed: int = 0, source: str = "hanna",
+                 century: int | None = None) -> TaskData:
+    """Year-span prompts (Hanna et al. 2023) tokenized for `model`: clean "The dispute lasted
     from the year 1732 to the year 17", corrupt the same with 1701; answer "33" (YY+1),
     wrong "31" (YY-1): the logit difference is the authors' cutoff sharpness on logits.
 
-    Start years are those YY in 2..98 for which " {century}YY" is the two tokens
-    " {century}" and "YY" and YY-1, YY+1 are single tokens (as the authors filter them).
-    Positions: YY (the start year's second token) and END (the last token, " {century}").
-    BOS is prepended when the model does so by default (the authors prepended
-    "<|endoftext|> ", with a space).
+    `source` = "hanna" (default) draws the authors' prompts (circuit_discovery.py, dataset.py):
+    start years 1000-1899 whose " CCYY" is the tokens " CC" and "YY", less each century's
+    first and last such year, balanced over YY (the k-th prompt's YY is the k-th of 02..98,
+    its century drawn at random). `source` = "acdc" draws ACDC's (acdc/greaterthan/utils.py):
+    centuries 11-17, years CC02-CC98 that split so, less each century's first and last,
+    drawn uniformly, and the text ends "to 17" instead of "to the year 17". `century` keeps
+    one century of the source's rule (`century = 17`: the paper's running example's).
+    "Splits" is ACDC's test (the tokens of " CC" and of "YY"); Hanna et al. ask for two
+    tokens, the second two characters long.
+
+    What differs from the sources: the years must also have YY-1, YY+1 and the corrupted
+    " CC01" as single tokens (the metric and the corruption need them; whether that removes
+    any year for GPT-2 is not known here, its tokenizer is not available offline); a YY with
+    no start year is skipped in the balanced cycle (the authors' code would fail on it); the
+    random draws are Python's, seeded by `seed`, not the sources' (same distribution, other
+    prompts); BOS is prepended when the model does so by default (the authors prepended
+    "<|endoftext|> " with a space, ACDC none); answers are YY+1 against YY-1, not the
+    sources' probability sums over all years. Positions: YY (the start year's second token)
+    and END (the last token, " CC").
     """
     _need_tokenizer(model, "greater_than")
-    _whole(n=n, seed=seed, century=century)
-    century = int(century)
+    _whole(n=n, seed=seed)
+    if century is not None:
+        _whole(century=century)
+        century = int(century)
+    source = str(source)
     bos = model.prepends_bos
 
     def two_digits(yy: int) -> int | None:
         return _one_token(model, f"{yy:02d}")
 
-    def splits(yy: int) -> bool:
-        return _encode(model, f" {century}{yy:02d}") == [_one_token(model, f" {century}"), two_digits(yy)]
+    centuries: dict[int, int | None] = {}
 
-    if _one_token(model, f" {century}") is None or not splits(1):
-        raise TaskError(f"this tokenizer does not split \" {century}01\" into \" {century}\" and \"01\"")
-    years = [yy for yy in range(2, 99)
-             if splits(yy) and two_digits(yy - 1) is not None and two_digits(yy + 1) is not None]
+    def century_token(cc: int) -> int | None:
+        if cc not in centuries:
+            centuries[cc] = _one_token(model, f" {cc}")
+        return centuries[cc]
+
+    def splits(year: int) -> bool:
+        first, second = century_token(year // 100), two_digits(year % 100)
+        return first is not None and second is not None and _encode(model, f" {year}") == [first, second]
+
+    years = [y for y in greater_than_years(source, century=century, splits=splits)
+             if splits(y // 100 * 100 + 1) and two_digits(y % 100 - 1) is not None
+             and two_digits(y % 100 + 1) is not None]
     if not years:
-        raise TaskError(f"no start year {century}YY splits into \" {century}\" and \"YY\" for this tokenizer")
+        raise TaskError(f"no start year of source {source!r}" + (f" in century {century}" if century else "")
+                        + " splits into \" CC\" and \"YY\" for this tokenizer (with CC01, YY-1 and YY+1 as tokens)")
     rows = []
-    for i, p in enumerate(greater_than_prompts(int(n), int(seed), century=century, years=years)):
+    for i, p in enumerate(greater_than_prompts(int(n), int(seed), source=source, century=century, years=years)):
         clean, corrupt = _encode(model, p.clean, bos), _encode(model, p.corrupt, bos)
         if len(clean) != len(corrupt):
             raise TaskError(f"greater_than example {i}: the clean prompt has {len(clean)} tokens, "
                             f"the corrupted one {len(corrupt)}")
-        start = p.clean.index(f" {century}{p.yy:02d} ")  # the prefix through " {century}" of the start year
-        yy_at = len(_encode(model, p.clean[: start + 1 + len(str(century))], bos))
+        start = p.clean.index(f" {p.year} ")  # the prefix through " CC" of the start year
+        yy_at = len(_encode(model, p.clean[: start + 1 + len(str(p.century))], bos))
         if clean[yy_at] != two_digits(p.yy) or corrupt[yy_at] != two_digits(1):
             raise TaskError(f"greater_than example {i}: position YY = {yy_at} does not hold {p.yy:02d}")
         answer, wrong = two_digits(p.yy + 1), two_digits(p.yy - 1)
