@@ -333,6 +333,9 @@ def test_tutorial_snippets_are_in_its_finished_file() -> None:
     for block in blocks:
         if "gt.hanna" in block or "no_position on repeat_tokens with ablation = zero" in block:
             continue  # the CI section's other files
+        if "circuit value_only" in block:
+            assert block.strip() == (EXAMPLES / "resample_trap.circ").read_text(encoding="utf-8").strip()
+            continue  # trap.circ, its own file
         replaced = "check induction_circuit on repeat_tokens with ablation = resample"  # later replaced
         block = block.split(replaced)[0]
         for line in block.splitlines():
