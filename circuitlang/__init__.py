@@ -37,7 +37,7 @@ __all__ = [
     "load",
     "load_model",
 ]
-_LAZY = {"evaluate": ("eval.evaluator", "evaluate"), "load_model": ("eval.loading", "load_model"),
+_LAZY = {"evaluate": ("eval.api", "evaluate"), "load_model": ("eval.loading", "load_model"),
          "check_file": ("eval.runner", "check_file")}
 
 

@@ -159,7 +159,7 @@ def test_documented_cli_options_exist() -> None:
 
 
 def test_documented_python_api_exists() -> None:
-    from circuitlang.eval.evaluator import evaluate
+    from circuitlang.eval.api import evaluate
     from circuitlang.eval.runner import RunOptions
     from circuitlang.eval.session import Session
 
