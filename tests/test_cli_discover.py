@@ -84,3 +84,64 @@ def test_discover_failures_go_through_the_one_failure_path(monkeypatch, tmp_path
     assert missing.exit_code == 1 and missing.output.startswith("error: ")
     assert "no-such-model-here" in missing.output and "  = help: " in missing.output
     assert "Traceback" not in missing.output
+
+
+# ---- --target on zoo:induction-trained: the measured curve, what was chosen and why -------------
+
+TRAINED = "stdlib/zoo/induction_trained.circ:repeat_tokens"
+
+
+@pytest.mark.parametrize("method, k, written", [("eap", 80, 80), ("eap-ig", 80, 80), ("exact", 44, 43)])
+def test_discover_target_on_induction_trained_says_what_it_chose_and_why(tmp_path: Path, monkeypatch, method: str,
+                                                                         k: int, written: int) -> None:
+    """Faithfulness is not monotone in k here (EAP: 0.930 at k = 17, 0.602 at k = 32); every k
+    is measured, the smallest reaching 0.95 is kept, and the output says so. Exact's top 44
+    hold `L1.H0 -> logits` (scored 0.007 in the full model) but no edge into L1.H0: under
+    resample ablation it carries nothing, and pruning removes it without changing f."""
+    monkeypatch.chdir(ROOT)
+    out, why = tmp_path / "found.circ", tmp_path / "why.json"
+    result = run("discover", "--task", TRAINED, "--method", method, "--json", str(why), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    data = json.loads(why.read_text())
+    selection = data["selection"]
+    assert (selection["edges"], selection["every_k"], selection["settled"]) == (k, True, True)
+    assert selection["target"] == 0.95 and selection["faithfulness"] >= 0.95 and selection["ranked_edges"] == 81
+    assert [p["edges"] for p in selection["curve"]] == list(range(1, 82))
+    assert all(p["faithfulness"] < 0.95 for p in selection["curve"] if p["edges"] < k)
+    assert selection["non_monotone"]["size"] > selection["non_monotone"]["threshold"]
+    assert data["pruning"]["edges"] == written == data["circuit"]["edges"]
+    assert data["pruning"]["faithfulness_after"] == pytest.approx(data["pruning"]["faithfulness_before"], abs=1e-4)
+    assert data["circuit"]["faithfulness"] >= 0.95
+    assert any(w.startswith("faithfulness is not monotone in k") for w in data["warnings"])
+    assert any(w.startswith(f"the chosen circuit has {k} of the model's 81 edges") for w in data["warnings"])
+    said = f"selected: k = {k} of 81 ranked edges, the smallest k whose measured faithfulness reaches 0.95"
+    assert said in result.output and "curve measured at every k = 1..81" in result.output
+    assert "warning: faithfulness is not monotone in k: it falls from" in result.output
+    text = out.read_text()
+    assert f"// selected: k = {k} of 81 ranked edges" in text and "// warning: the chosen circuit has" in text
+    found = cl.compile_file(out)
+    assert found.ok and len(found.circuit("found").edges) == written
+
+
+def test_discover_no_prune_keeps_the_top_k_and_zero_ablation_keeps_unfed_edges(tmp_path: Path,
+                                                                               monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    kept = tmp_path / "kept.circ"
+    result = run("discover", "--task", TRAINED, "--method", "exact", "--no-prune", "-o", str(kept))
+    assert result.exit_code == 0 and "pruned" not in result.output
+    assert len(cl.compile_file(kept).circuit("found").edges) == 44
+    asked = run("discover", "--task", TRAINED, "--method", "exact", "--ablation", "zero", "--edges", "3")
+    assert asked.exit_code == 0 and "pruned" not in asked.output  # --edges K writes the K edges asked for
+    zero = run("discover", "--task", TRAINED, "--method", "exact", "--ablation", "zero", "--edges", "3", "--prune")
+    assert zero.exit_code == 0, zero.output
+    assert "pruned: 2 edges the circuit cannot use (2 into nodes with no path to logits, 0 out of" in zero.output
+    assert "kept the edges out of L1.H2: no path from embed feeds it, so under zero ablation" in zero.output
+
+
+def test_discover_target_out_of_reach_explains(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    why = tmp_path / "why.json"
+    result = run("discover", "--task", TRAINED, "--method", "eap", "--target", "1.2", "--json", str(why))
+    assert result.exit_code == 1
+    assert "error: no measured top-k circuit reaches faithfulness 1.2 (best: 1.0032 at k = 80)" in result.output
+    assert json.loads(why.read_text())["selection"]["edges"] is None

@@ -200,12 +200,12 @@ def test_smallest_reaching_finds_the_planted_size() -> None:
     evaluator = _evaluator("mlp-planted", "zero")
     circuit, curve = smallest_reaching(evaluator, _scores("mlp-planted", "zero", "exact"), 0.95)
     assert circuit is not None and circuit.edges == _truth("mlp-planted", "planted")
-    points = dict(curve.points)
-    assert points[5] < 0.95 <= points[6]
+    points = dict(curve.points())
+    assert points[5] < 0.95 <= points[6] and curve.every_k
     assert points[len(all_edges(evaluator.session.backend.shape))] == pytest.approx(1.0, abs=1e-4)
-    # also through a Session, and an unreachable target
+    # also through a Session, and an unreachable target: every k of the 6 is measured
     none, curve = smallest_reaching(evaluator.session, {e: 1.0 for e in circuit.edges}, 2.0)
-    assert none is None and [k for k, _ in curve.points] == [1, 2, 4, 6]
+    assert none is None and [k for k, _ in curve.points()] == [1, 2, 3, 4, 5, 6]
 
 
 # ---- selection and integrated metrics on hand-made data -----------------------------

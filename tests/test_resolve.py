@@ -48,7 +48,7 @@ def test_local_group_of_a_circuit_is_reachable_by_qualified_name() -> None:
 
 def test_unused_import_is_a_warning_not_an_error() -> None:
     result = cl.compile_text("model zoo:induction-2l\nimport stdlib.motifs.induction as m\n"
-                             "circuit c { L0.H0 -> logits }")
+                             "circuit c { embed -> L0.H0.v\n L0.H0 -> logits }")
     assert result.ok
     assert codes(result) == ["W309"]
 

@@ -4,6 +4,7 @@
 - `present`: `circ fmt`, `circ render`, `circ diff`;
 - `interop`: `circ import`, `circ export` (EAP-IG/MIB graph JSON);
 - `discover`: `circ discover`;
+- `paths`: `circ paths` (the paths between two nodes of a circuit);
 - `catalog`: `circ models`, `circ stdlib`;
 - `common`: the failure path, file helpers, shared options, the progress bar.
 
@@ -26,6 +27,7 @@ from .check import check, eval_command
 from .common import CircGroup
 from .discover import discover
 from .interop import export_command, import_command
+from .paths import paths_command
 from .present import diff, fmt_command, render
 
 
@@ -42,8 +44,8 @@ def cli(debug: bool) -> None:
     """
 
 
-for command in (check, eval_command, fmt_command, render, diff, models, stdlib_command, import_command,
-                export_command, discover):
+for command in (check, eval_command, fmt_command, render, diff, paths_command, models, stdlib_command,
+                import_command, export_command, discover):
     cli.add_command(command)
 
 

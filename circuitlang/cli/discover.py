@@ -2,19 +2,26 @@
 
 Methods (circuitlang.discovery.methods): `eap-ig` (default), `eap`, `exact` rank every
 edge of the model; a circuit is then chosen by `--edges K`, `--threshold T` or
-`--target F` (the smallest top-k circuit reaching faithfulness F). `acdc` prunes the
-whole model receiver by receiver with `--tau`. Imports torch only when it runs (or when
+`--target F` (the smallest top-k circuit whose *measured* faithfulness reaches F,
+circuitlang.discovery.select.select_by_target). `acdc` prunes the whole model receiver by
+receiver with `--tau`. The chosen circuit is then pruned of the edges it cannot use
+(circuitlang.core.analysis; `--no-prune` keeps them). What was chosen and why (k, its
+measured f, the target, whether every k was measured, pruning, warnings) goes to standard
+error, the written file's header, and `--json`. Imports torch only when it runs (or when
 `--method`'s choices are listed).
 """
 
 from __future__ import annotations
 
 import json
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from ..core.ablations import ABLATIONS
+from ..core.errors import CircuitlangError
 from ..core.metrics import METRICS
 from .common import ProgressBar, UsageError, compile_or_fail, model_options
 
@@ -25,6 +32,8 @@ Examples:
   circ discover --task stdlib/zoo/induction.circ:repeat_tokens --method acdc --tau 0.02
   circ discover --task stdlib/zoo/mlp_planted.circ:mod_sum_zero --target 0.95 \\
       --curve curve.json --plot curve.svg -o found.circ
+  circ discover --task stdlib/zoo/induction_trained.circ:repeat_tokens --method exact \\
+      --json why.json -o found.circ
 """
 
 
@@ -61,7 +70,16 @@ def _task(spec: str):
 @click.option("--method", type=_MethodChoice(), default="eap-ig", show_default=True)
 @click.option("--edges", "k", type=click.IntRange(1), help="Keep the K best-scored edges.")
 @click.option("--threshold", type=float, help="Keep the edges scored at least this.")
-@click.option("--target", type=float, help="Keep the fewest top edges reaching this faithfulness [default: 0.95].")
+@click.option("--target", type=float, help="Keep the fewest top edges whose measured faithfulness reaches this "
+              "[default: 0.95].")
+@click.option("--curve-points", type=click.IntRange(2), default=128, show_default=True,
+              help="--target: evaluate at most this many top-k circuits; every k when the ranking has no more "
+              "edges than this, else a grid refined where the target can first be reached.")
+@click.option("--prune/--no-prune", default=None,
+              help="Remove the edges the chosen circuit cannot use: into nodes with no path to logits, and, "
+              "under resample ablation, out of nodes no path from embed feeds (exact: f is unchanged). "
+              "Default: on with --target and acdc, off with --edges and --threshold (you get the edges you "
+              "asked for).")
 @click.option("--tau", type=click.FloatRange(0), default=0.01, show_default=True,
               help="acdc: remove an edge when it changes faithfulness by less than this.")
 @click.option("--steps", type=click.IntRange(1), default=5, show_default=True, help="eap-ig: integration steps.")
@@ -72,15 +90,26 @@ def _task(spec: str):
 @click.option("--curve", "curve_path", type=click.Path(path_type=Path),
               help="Write the faithfulness curve over MIB's edge fractions, with CPR and CMD, as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Draw that curve as SVG.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path),
+              help="Write what was chosen and why (the selection, its measured curve, pruning, warnings) as JSON.")
 @model_options
 def discover(task_spec: str, model_name: str | None, method: str, k: int | None, threshold: float | None,
-             target: float | None, tau: float, steps: int, ablation: str | None, metric: str | None, name: str,
-             output: Path | None, curve_path: Path | None, plot_path: Path | None, device: str, dtype: str,
-             batch_size: int, seed: int | None, skip_unavailable: bool) -> None:
+             target: float | None, curve_points: int, prune: bool | None, tau: float, steps: int, ablation: str | None,
+             metric: str | None, name: str, output: Path | None, curve_path: Path | None, plot_path: Path | None,
+             json_path: Path | None, device: str, dtype: str, batch_size: int, seed: int | None,
+             skip_unavailable: bool) -> None:
     """Find a circuit for a task and write it as a readable .circ, each edge with its score.
 
     The file is ready for `circ check`, `circ diff` against a published circuit, and
     `circ render` (scores become edge widths).
+
+    With --target (the default), the faithfulness of the top-k circuit is measured for
+    every k (up to --curve-points circuits) and the smallest measured k that reaches the
+    target is kept; faithfulness need not grow with k. What was chosen and why (k, its f
+    and standard error, whether every k was measured, warnings: a curve that falls beyond
+    noise, a circuit that is most of the model) is printed on stderr, written in the
+    file's header, and with --json as JSON. The circuit is then pruned of the edges it
+    cannot use, which leaves its faithfulness unchanged (docs/discovery.md, "Pruning").
     """
     from ..core.graph import CircuitGraph
     from ..core.models import ModelRef
@@ -94,6 +123,8 @@ def discover(task_spec: str, model_name: str | None, method: str, k: int | None,
 
     entry = METHODS[method]
     choices = [x is not None for x in (k, threshold, target)]
+    if prune is None:  # what was asked for is what is written: K edges are K edges
+        prune = k is None and threshold is None
     if sum(choices) > 1:
         raise UsageError("choose one of --edges, --threshold and --target")
     if not entry.ranks_edges and any(choices):
@@ -117,11 +148,40 @@ def discover(task_spec: str, model_name: str | None, method: str, k: int | None,
     with ProgressBar(prefix="") as bar:
         session.progress = lambda done, total: bar("evaluating circuits", done, total)
         found = entry.run(Request(evaluator, steps=steps, tau=tau, progress=bar))
-        circuit, how = _select(evaluator, found, k, threshold, target, name, curve_path, plot_path, method, task.name)
-        faith = float(evaluator.faithfulness([circuit])[0]) if circuit.edges else float("nan")
-    header = [f"found by `circ discover` ({how}) on task `{task.name}` of {compiled.path}",
-              f"{len(circuit.edges)} edges; faithfulness {faith:.4f} under {session.ablation} ablation, "
+        chosen = _select(evaluator, found, k, threshold, target, curve_points, name,
+                         lambda done, total: bar("measuring the faithfulness curve", done, total))
+        circuit = chosen.circuit
+        faith = _faithfulness(evaluator, circuit)
+        pruned = _prune(evaluator, circuit, session.ablation, faith) if prune and circuit is not None else None
+        if pruned is not None:
+            circuit, faith = pruned.circuit, pruned.f_after
+        if (curve_path or plot_path) and found.scores is not None:
+            _write_cpr(evaluator, found.scores, curve_path, plot_path, method, task.name)
+    lines = chosen.lines() + (pruned.lines(session.ablation) if pruned else [])
+    warnings = chosen.warnings() + (pruned.warnings() if pruned else [])
+    if json_path:
+        report = {"method": method, "file": compiled.path, "task": task.name, "model": backend.name,
+                  "ablation": session.ablation, "metric": session.metric, "how": chosen.how,
+                  "selection": chosen.selection.to_json() if chosen.selection else None,
+                  "pruning": pruned.to_json() if pruned else None,
+                  "circuit": None if circuit is None else {"name": name, "edges": len(circuit.edges),
+                                                           "faithfulness": faith},
+                  "warnings": warnings}
+        json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    for line in lines:
+        click.echo(line, err=True)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if json_path:
+        click.echo(f"wrote {json_path}", err=True)
+    if circuit is None:
+        raise CircuitlangError(chosen.selection.summary() if chosen.selection else "no circuit found",
+                               "lower --target, or use another method (the curve is in --json)")
+    header = [f"found by `circ discover` ({chosen.how}) on task `{task.name}` of {compiled.path}",
+              f"{_count(len(circuit.edges), 'edge')}; faithfulness {faith:.4f} under {session.ablation} ablation, "
               f"{session.metric}"]
+    header += [part for line in lines + [f"warning: {w}" for w in warnings]
+               for part in textwrap.wrap(line, 100, subsequent_indent="  ")]
     rounded = {e: {key: float(f"{v:.6g}") if isinstance(v, float) else v for key, v in notes.items()}
                for e, notes in circuit.annotations.items()}
     circuit = CircuitGraph(circuit.nodes, circuit.edges, circuit.model, circuit.name, circuit.level,
@@ -135,35 +195,115 @@ def discover(task_spec: str, model_name: str | None, method: str, k: int | None,
         click.echo(text, nl=False)
 
 
-def _select(evaluator, found, k: int | None, threshold: float | None, target: float | None, name: str,
-            curve_path: Path | None, plot_path: Path | None, method: str, task_name: str):
-    """The circuit from a method's result (a selection rule over its scores, or its circuit),
-    writing the curve if asked. Returns (circuit, how)."""
-    from ..core.errors import CircuitlangError
+@dataclass(frozen=True)
+class _Chosen:
+    """A method's circuit as chosen by a selection rule: the circuit (None when `--target`
+    is reached by no measured k), how it was chosen, and the `--target` selection."""
+
+    circuit: object
+    how: str
+    selection: object = None
+
+    def lines(self) -> list[str]:
+        return [f"selected: {self.selection.summary()}"] if self.selection is not None else []
+
+    def warnings(self) -> list[str]:
+        return list(self.selection.warnings) if self.selection is not None else []
+
+
+def _select(evaluator, found, k: int | None, threshold: float | None, target: float | None, curve_points: int,
+            name: str, progress) -> _Chosen:
+    """The circuit from a method's result: a selection rule over its scores, or its circuit."""
+    from ..discovery import select
+
+    if found.scores is None:
+        return _Chosen(found.circuit.renamed(name), found.how)
+    scores = found.scores
+    if k is not None:
+        return _Chosen(select.top_edges(scores, k, name=name), f"{found.how}, top {k} edges")
+    if threshold is not None:
+        return _Chosen(select.by_threshold(scores, threshold, name=name), f"{found.how}, score >= {threshold:g}")
+    goal = 0.95 if target is None else target
+    selection = select.select_by_target(evaluator, scores, goal, max_points=curve_points, name=name,
+                                        progress=progress)
+    return _Chosen(selection.circuit, f"{found.how}, fewest top edges reaching faithfulness {goal:g}", selection)
+
+
+def _faithfulness(evaluator, circuit) -> float:
+    return float(evaluator.faithfulness([circuit])[0]) if circuit is not None and circuit.edges else float("nan")
+
+
+@dataclass(frozen=True)
+class _Pruned:
+    """The chosen circuit without the edges it cannot use, and f measured before and after."""
+
+    circuit: object
+    dead: int  # edges into nodes with no path to logits (exact under every ablation)
+    unfed: int  # edges out of nodes no path from embed feeds, removed (exact under resample only)
+    kept_unfed: tuple[str, ...]  # nodes no path from embed feeds whose edges were kept (mean, zero)
+    f_before: float
+    f_after: float
+
+    def lines(self, ablation: str) -> list[str]:
+        removed, left = self.dead + self.unfed, len(self.circuit.edges)
+        out = [f"pruned: {_count(removed, 'edge')} the circuit cannot use ({self.dead} into nodes with no path "
+               f"to logits, {self.unfed} out of nodes no path from embed feeds): {_count(left, 'edge')} left, "
+               f"faithfulness {self.f_after:.4f} (before: {self.f_before:.4f})" if removed else
+               "pruned: nothing; every edge can change the metric"]
+        if self.kept_unfed:
+            out.append(f"kept the edges out of {', '.join(self.kept_unfed)}: no path from embed feeds "
+                       f"{'it' if len(self.kept_unfed) == 1 else 'them'}, so under {ablation} ablation "
+                       "they carry a term that is the same for every prompt, not nothing")
+        return out
+
+    def warnings(self) -> list[str]:
+        if abs(self.f_after - self.f_before) <= PRUNE_TOLERANCE or self.f_before != self.f_before:
+            return []
+        return [f"pruning changed the measured faithfulness from {self.f_before:.6f} to {self.f_after:.6f}; "
+                "it should not (please report this)"]
+
+    def to_json(self) -> dict:
+        return {"removed_dead_ends": self.dead, "removed_unfed": self.unfed, "kept_unfed_nodes": list(self.kept_unfed),
+                "edges": len(self.circuit.edges), "faithfulness_before": self.f_before,
+                "faithfulness_after": self.f_after}
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+PRUNE_TOLERANCE = 1e-4  # pruning is exact; float32 rounding of a differently batched run stays far below this
+
+
+def _prune(evaluator, circuit, ablation: str, f_before: float) -> _Pruned:
+    """Remove what `core.analysis` proves the circuit cannot use under this ablation, and
+    measure f again (it must not change)."""
+    from ..core.analysis import UNFED_EXACT, dead_ends, names, prune, unfed_nodes, unusable_edges
+
+    kv_group = evaluator.session.backend.shape.kv_group
+    exact_unfed = ablation in UNFED_EXACT
+    dead = unusable_edges(circuit, unfed=False, kv_group=kv_group)
+    pruned = prune(circuit, unfed=exact_unfed, kv_group=kv_group)
+    unfed = len(circuit.edges) - len(pruned.edges) - len(dead)
+    dead_nodes = set(dead_ends(pruned, kv_group=kv_group))
+    kept = () if exact_unfed else tuple(names(
+        n for n in unfed_nodes(pruned, kv_group=kv_group) if n.is_sender and n not in dead_nodes))
+    f_after = f_before if pruned is circuit else _faithfulness(evaluator, pruned)
+    return _Pruned(pruned, len(dead), unfed, kept, f_before, f_after)
+
+
+def _write_cpr(evaluator, scores, curve_path: Path | None, plot_path: Path | None, method: str,
+               task_name: str) -> None:
+    """MIB's faithfulness curve of the ranking, with CPR and CMD, as JSON and/or SVG."""
     from ..discovery import select
     from ..discovery.plot import curve_svg
 
-    if found.scores is None:
-        return found.circuit.renamed(name), found.how
-    scores = found.scores
-    if k is not None:
-        circuit, how = select.top_edges(scores, k, name=name), f"{found.how}, top {k} edges"
-    elif threshold is not None:
-        circuit, how = select.by_threshold(scores, threshold, name=name), f"{found.how}, score >= {threshold:g}"
-    else:
-        goal = 0.95 if target is None else target
-        chosen, _ = select.smallest_reaching(evaluator, scores, goal, name=name)
-        if chosen is None:
-            raise CircuitlangError(f"no top-k circuit reaches faithfulness {goal:g}; even every edge misses it")
-        circuit, how = chosen, f"{found.how}, fewest top edges reaching faithfulness {goal:g}"
-    if curve_path or plot_path:
-        curve = select.cpr_cmd(evaluator, scores)
-        if curve_path:
-            curve_path.write_text(json.dumps({"method": method, **curve}, indent=2) + "\n", encoding="utf-8")
-            click.echo(f"wrote {curve_path} (CPR {curve['cpr']:.4f}, CMD {curve['cmd']:.4f})", err=True)
-        if plot_path:
-            points = [(p["fraction"], p["faithfulness"]) for p in curve["curve"]]
-            plot_path.write_text(curve_svg(points, f"{method} on {task_name}",
-                                           f"CPR {curve['cpr']:.3f}, CMD {curve['cmd']:.3f}"), encoding="utf-8")
-            click.echo(f"wrote {plot_path}", err=True)
-    return circuit, how
+    curve = select.cpr_cmd(evaluator, scores)
+    if curve_path:
+        curve_path.write_text(json.dumps({"method": method, **curve}, indent=2) + "\n", encoding="utf-8")
+        click.echo(f"wrote {curve_path} (CPR {curve['cpr']:.4f}, CMD {curve['cmd']:.4f})", err=True)
+    if plot_path:
+        points = [(p["fraction"], p["faithfulness"]) for p in curve["curve"]]
+        plot_path.write_text(curve_svg(points, f"{method} on {task_name}",
+                                       f"CPR {curve['cpr']:.3f}, CMD {curve['cmd']:.3f}"), encoding="utf-8")
+        click.echo(f"wrote {plot_path}", err=True)

@@ -62,6 +62,9 @@ CODES: dict[str, tuple[str, str]] = {
     "E307": ("error", "circuit refers to itself"),
     "W309": ("warning", "unused import"),
     "W310": ("warning", "unused parameter"),
+    "W311": ("warning", "node with no path to `logits`"),
+    "W312": ("warning", "node no path from `embed` feeds"),
+    "E313": ("error", "node not in circuit"),
     # E4xx: tasks and checks
     "E401": ("error", "unknown setting"),
     "E402": ("error", "invalid setting value"),

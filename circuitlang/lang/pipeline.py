@@ -20,6 +20,7 @@ from ..core.diagnostics import CircuitError, Diagnostic, has_errors, unique_sort
 from ..core.graph import CircuitGraph
 from ..core.models import ModelRef
 from ..core.shapes import ModelShape
+from .analysis import graph_warnings
 from .check import CheckSpec, TaskSpec, check_program
 from .lower import Lowerer, lower_program
 from .parse import parse_text
@@ -75,8 +76,10 @@ def _finish(path: str, program: Program, diagnostics: list[Diagnostic], check_fi
     lowerer = Lowerer(program)
     circuits, _ = lower_program(program, lowerer)
     checks, tasks, check_diags = check_program(program, lowerer, check_files)
+    found = diagnostics + lowerer.diagnostics + check_diags
+    found += graph_warnings(program, circuits, found)
     return Compiled(path, program, MappingProxyType(circuits), MappingProxyType(tasks), tuple(checks),
-                    tuple(unique_sorted(diagnostics + lowerer.diagnostics + check_diags)))
+                    tuple(unique_sorted(found)))
 
 
 def compile_file(path: str | Path, check_files: bool = True) -> Compiled:
