@@ -47,6 +47,33 @@ class CircGroup(click.Group):
             sys.exit(report_failure(err))
 
 
+def check_writable(path: Path | None, option: str = "-o") -> None:
+    """Refuse an output path that cannot be written, before any work is done: its folder
+    is missing or not writable, or the path is a folder. A UsageError names the option."""
+    if path is None or str(path) == "-":
+        return
+    import os
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; give a file name")
+    if not folder.is_dir():
+        raise UsageError(f"{option} {path}: the folder {folder} does not exist", f"create it: mkdir -p {folder}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{option} {path}: the file is not writable")
+    if not path.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: cannot write in the folder {folder}")
+
+
+def write_output(path: Path, text: str, option: str = "-o") -> None:
+    """Write text to an output file; an OS error (full or read-only file system) becomes
+    a UsageError naming the option, never an internal error."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"{option} {path}: cannot write: {err.strerror or err}") from None
+
+
 def circ_files(paths: Iterable[str]) -> list[Path]:
     """The .circ files named: files as given, folders searched recursively."""
     files: list[Path] = []
