@@ -66,29 +66,63 @@ def check_writable(path: Path | None, option: str = "-o") -> None:
 
 
 def write_output(path: Path, text: str, option: str = "-o") -> None:
-    """Write text to an output file; an OS error (full or read-only file system) becomes
-    a UsageError naming the option, never an internal error."""
+    """Write text to an output file, atomically: into a temporary file beside it, then
+    renamed over it (keeping an existing file's permissions), so a full disk or a crash
+    never leaves a user's file half written. An OS error becomes a UsageError naming the
+    option, never an internal error."""
+    import os
+    import tempfile
+
+    temporary = None
     try:
-        path.write_text(text, encoding="utf-8")
+        folder = path.parent if str(path.parent) else Path(".")
+        mode = path.stat().st_mode & 0o7777 if path.exists() else None
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+        if mode is not None:
+            os.chmod(temporary, mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+        temporary = None
     except OSError as err:
         raise UsageError(f"{option} {path}: cannot write: {err.strerror or err}") from None
+    finally:
+        if temporary is not None and os.path.exists(temporary):
+            os.unlink(temporary)
 
 
 def circ_files(paths: Iterable[str]) -> list[Path]:
-    """The .circ files named: files as given, folders searched recursively."""
+    """The .circ files named: files as given, folders searched recursively for `*.circ`.
+
+    A usage error (exit 2) names what is wrong with an argument: a missing path, a folder
+    with no .circ file below it, or something that is neither a file nor a folder (a FIFO
+    or a device would block or never end; `circ fmt -` reads standard input instead)."""
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*.circ") if p.is_file())
             if not found:
-                raise UsageError(f"no .circ files under {raw}")
+                raise UsageError(f"{raw} is a folder with no .circ files in it or below it",
+                                 "name .circ files, or a folder that contains some")
             files += found
-        elif path.exists():
+        elif path.is_file():
             files.append(path)
+        elif path.exists():
+            raise UsageError(f"{raw} is not a regular file or a folder", "name .circ files or folders")
         else:
-            raise UsageError(f"no such file or directory: {raw}")
+            raise UsageError(f"no such file or directory: {raw}", _near_miss(path))
     return files
+
+
+def _near_miss(path: Path) -> str | None:
+    """Help for a missing path: the .circ file of that name when `.circ` was left off."""
+    with_suffix = path.with_name(path.name + ".circ") if path.name else path
+    return f"did you mean {with_suffix}?" if path.suffix != ".circ" and with_suffix.is_file() else None
 
 
 def compile_or_fail(path: Path, check_files: bool = False):
@@ -120,9 +154,35 @@ def split_spec(spec: str) -> tuple[Path, str | None]:
 
 
 def model_options(fn):
-    """Options shared by the commands that load a model."""
+    """Options shared by the commands that load a model. `--device` is checked as it is
+    parsed (a device torch lacks here is a usage error naming the ones it has; torch is
+    imported only for a device other than cpu); `--threads` sets `CIRC_THREADS`, which
+    the loader reads (`eval.loading.thread_count`), so it is not a parameter of the commands."""
+
+    def check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        if value != "cpu":
+            from ..eval.backends.base import ModelLoadError
+            from ..eval.loading import check_device as check
+
+            try:
+                check(value)
+            except ModelLoadError as err:
+                raise UsageError(f"--device {value}: {err.message}", err.help) from None
+        return value
+
+    def set_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+        import os
+
+        if value is not None:
+            os.environ["CIRC_THREADS"] = str(value)
+
     options = [
-        click.option("--device", default="cpu", show_default=True, help="Where to run: cpu, cuda, cuda:1, mps."),
+        click.option("--device", default="cpu", show_default=True, callback=check_device,
+                     help="Where to run: cpu, cuda, cuda:1, mps."),
+        click.option("--threads", type=click.IntRange(1, 1024), envvar="CIRC_THREADS", callback=set_threads,
+                     expose_value=False,
+                     help="Torch threads for the model [env CIRC_THREADS; default: 1 for models under 12M "
+                          "block weights (the zoo), else one per idle core]."),
         click.option("--dtype", type=click.Choice(["float32", "float64", "bfloat16", "float16"]), default="float32",
                      show_default=True),
         click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
