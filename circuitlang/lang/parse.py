@@ -23,7 +23,7 @@ from typing import Any
 from lark import Lark, Token, Transformer, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from ..core.diagnostics import Diagnostic
+from ..core.diagnostics import Diagnostic, did_you_mean
 from ..core.paths import data_dir
 from . import syntax as S
 from .source import MAX_FILE_BYTES, read_source  # noqa: F401 - MAX_FILE_BYTES is part of this module's API
@@ -95,6 +95,19 @@ _IDLE: list[_Parser] = []  # list.pop and list.append are atomic: no lock needed
 @lru_cache(maxsize=None)
 def _grammar() -> str:
     return GRAMMAR_PATH.read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=None)
+def _model_name_pattern() -> re.Pattern[str]:
+    match = re.search(r"^MODEL_NAME(?:\.\d+)?:\s*/(.*)/\s*$", _grammar(), re.M)
+    assert match is not None, "grammar/circuit.lark defines MODEL_NAME"
+    return re.compile(match.group(1))
+
+
+def model_name_needs_quotes(name: str) -> bool:
+    """Whether `model NAME` must be written `model "NAME"` to read back as `name`: the
+    grammar's own MODEL_NAME terminal decides, so the formatter and the parser agree."""
+    return not _model_name_pattern().fullmatch(name)
 
 
 def _token_span(path: str, tok: Token) -> S.Span:
@@ -336,6 +349,8 @@ class _Builder(Transformer):
             return 1 + self._depth(expr.inner)
         if isinstance(expr, S.Call):
             return 1 + max((self._depth(a) for a in expr.args), default=0)
+        if isinstance(expr, S.GenCall):
+            return 1 + max((self._depth(kw.value) for kw in expr.kwargs), default=0)
         return 0
 
     def _climb(self, operands: list, ops: list[str]) -> S.Expr:
@@ -398,6 +413,7 @@ class _Builder(Transformer):
 
     def gen_call(self, children: list) -> S.GenCall:
         open_tok, kwargs = children[0], children[1:]
+        self._check_depth([kw.value for kw in kwargs], _token_span(self.path, open_tok))
         return S.GenCall(str(open_tok)[:-1], tuple(kwargs), self._join(open_tok, kwargs[-1] if kwargs else open_tok))
 
     def kwarg(self, children: list) -> S.KeyValue:
@@ -483,10 +499,13 @@ def _syntax_diagnostic(path: str, source: str, err: UnexpectedInput) -> Diagnost
         return Diagnostic("E101", f"unexpected character `{char}`", span, "not valid here",
                           f"expected {_expected(set(err.allowed or ()))}" if err.allowed else None)
     if isinstance(err, UnexpectedToken) and err.token.type != "$END":
-        tok = err.token
+        tok, expected = err.token, set(err.expected)
         span = _token_span(path, tok)
-        return Diagnostic("E102", f"unexpected {_describe(tok)}", span, "not valid here",
-                          f"expected {_expected(set(err.expected))}")
+        help_ = f"expected {_expected(expected)}"
+        keyword = _misspelt_keyword(tok, expected)
+        if keyword:
+            help_ = f"did you mean `{keyword}`? ({help_})"
+        return Diagnostic("E102", f"unexpected {_describe(tok, expected)}", span, "not valid here", help_)
     expected = getattr(err, "expected", None) or ()
     lines = source.split("\n")
     if len(lines) > 1 and lines[-1] == "":
@@ -497,10 +516,26 @@ def _syntax_diagnostic(path: str, source: str, err: UnexpectedInput) -> Diagnost
                       f"expected {_expected(set(expected))}" if expected else None)
 
 
-def _describe(tok: Token) -> str:
+def _misspelt_keyword(tok: Token, expected: set[str]) -> str | None:
+    """The keyword a word in a keyword's place was probably meant to be (`circut` ->
+    `circuit`), or None. Keywords are the expected terminals Lark names after their text."""
+    word = str(tok)
+    if tok.type not in ("NAME", "MODEL_NAME") or not _WORD.fullmatch(word):
+        return None
+    keywords = sorted(t.lower() for t in expected if t not in _TERMINAL_NAMES and _WORD.fullmatch(t.lower()))
+    hint = did_you_mean(word.lower(), keywords)
+    return hint.split("`")[1] if hint else None
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _describe(tok: Token, expected: set[str] = frozenset()) -> str:
     """`name `x``, `component `L9.H6``, or the token itself: what an E102 message names."""
     kind = _TERMINAL_NAMES.get(tok.type, "")
     text = _clip(str(tok).replace("\x00", "\\0"), 40)
+    if tok.type == "MODEL_NAME" and "MODEL_NAME" not in expected and _WORD.fullmatch(str(tok)):
+        return f"name `{text}`"  # the lexer's longest match at the top level, not a model name here
     if tok.type in ("NAME", "COMPONENT", "NUMBER", "STRING", "POSITION", "MODEL_NAME"):
         noun = kind.split(" such as")[0].removeprefix("a ").removeprefix("an ")
         return f"{noun} `{text}`"
