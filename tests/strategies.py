@@ -10,9 +10,13 @@ Every tree drawn here can be written as .circ text: the strategies only produce
 trees that the formatter can print and the parser can read back, so that
 `parse(format(tree)) == tree` is a fair property. What that rules out:
 
-* names that are keywords (`model`, `import`, `as`, `group`, `circuit`, `include`,
-  `task`, `check`, `on`, `with`, `expect`) or reserved (`embed`, `logits`, `q`, `k`,
-  `v`; these two may still be *referred to*, as nodes);
+* names that are reserved (`embed`, `logits`, `q`, `k`, `v`; the first two may still be
+  *referred to*, as nodes). Keywords (`model`, `import`, `as`, `group`, `circuit`,
+  `include`, `task`, `check`, `on`, `with`, `expect`) are legal names of groups,
+  circuits, tasks and parameters, and are drawn there and as references
+  (`binding_names`): the formatter writes them in parentheses where they are
+  expressions. Elsewhere (setting keys, options, imports) the grammar cannot always
+  tell them from the keyword, so they are not drawn there;
 * a qualified name whose later parts are `q`/`k`/`v` (that text is a channel) or whose
   first two parts read as a component (`L5.H1`);
 * unquoted model names that are not model-name tokens;
@@ -21,7 +25,7 @@ trees that the formatter can print and the parser can read back, so that
   unsorted runs are not fixed points. `sort_import_runs` puts a drawn module in order.
 
 Generated names carry an `n_` prefix or come from a small list of awkward but legal
-names (`L5`, `H1`, `MLP`, `Lx`, `_`), so they never collide with keywords or components.
+names (`L5`, `H1`, `MLP`, `Lx`, `_`) or the keywords, so they never read as components.
 """
 
 from __future__ import annotations
@@ -46,7 +50,11 @@ AWKWARD_NAMES = ("L5", "L12", "H1", "MLP", "Lx", "_", "_1", "L", "Hx", "N")
 POOL_NAMES = ("n_a", "n_b", "n_c")
 
 plain_names = st.text("abcxyz019_", max_size=6).map(lambda s: "n_" + s)
+# Keywords are legal names (docs/language.md); as expressions they need parentheses.
+KEYWORD_NAMES = tuple(sorted(KEYWORDS))
+
 names = st.one_of(st.sampled_from(POOL_NAMES), plain_names, st.sampled_from(AWKWARD_NAMES))
+binding_names = st.one_of(names, st.sampled_from(KEYWORD_NAMES))
 
 # Strings: quotes, backslashes, newlines, tabs, unicode, control characters. Surrogates
 # are left out (they cannot be written to a UTF-8 file, so no .circ file holds them).
@@ -87,7 +95,7 @@ def component_refs(draw: st.DrawFn) -> S.ComponentRef:
 def name_refs(draw: st.DrawFn, allow_builtins: bool = True) -> S.NameRef:
     if allow_builtins and draw(st.integers(0, 9)) == 0:
         return S.NameRef((draw(st.sampled_from(["embed", "logits"])),))
-    first = draw(names)
+    first = draw(binding_names)
     # Later parts of a dotted name are plain names: `L5.H1` would read as a component.
     rest = draw(st.lists(plain_names, max_size=2))
     return S.NameRef((first, *rest))
@@ -168,7 +176,7 @@ import_decls = st.one_of(
     st.builds(lambda path, alias: S.ImportDecl(None, path, alias), texts, st.one_of(st.none(), names)),
 )
 
-group_defs = st.builds(S.GroupDef, names, st.lists(exprs, min_size=1, max_size=4).map(tuple))
+group_defs = st.builds(S.GroupDef, binding_names, st.lists(exprs, min_size=1, max_size=4).map(tuple))
 
 edge_stmts = st.builds(
     S.EdgeStmt,
@@ -183,18 +191,18 @@ docs = st.one_of(st.none(), texts)
 
 block_circuits = st.builds(
     S.CircuitDef,
-    names,
-    st.one_of(st.none(), st.lists(names, max_size=3).map(tuple)),
+    binding_names,
+    st.one_of(st.none(), st.lists(binding_names, max_size=3).map(tuple)),
     docs,
     st.lists(body_stmts, max_size=5).map(tuple),
 )
 alias_circuits = st.builds(
     lambda name, doc, expr: S.CircuitDef(name, None, doc, None, expr),
-    names, docs, exprs,
+    binding_names, docs, exprs,
 )
 
 settings = st.builds(S.Setting, names, st.lists(values, min_size=1, max_size=3).map(tuple))
-task_defs = st.builds(S.TaskDef, names, docs, st.lists(settings, max_size=5).map(tuple))
+task_defs = st.builds(S.TaskDef, binding_names, docs, st.lists(settings, max_size=5).map(tuple))
 
 
 @st.composite
@@ -240,3 +248,65 @@ def sort_import_runs(stmts: list) -> tuple:
 def modules(max_statements: int = 8) -> st.SearchStrategy:
     """A whole module: a mix of every kind of top-level statement, import runs sorted."""
     return st.lists(statements, max_size=max_statements).map(lambda stmts: S.Module(sort_import_runs(stmts)))
+
+
+# ---------------------------------------------------------------------------------
+# Whole programs as text: keyword names, several statements per line
+# ---------------------------------------------------------------------------------
+
+_LOW_HEADS, _HIGH_HEADS = ("L0.H0", "L0.H1", "L0.H2"), ("L1.H1", "L1.H3")
+# How two statements are separated in the text: on one line, or not.
+_SEPARATORS = st.sampled_from([" ", " ", "  ", "\n", "\n\n", "\n    "])
+
+
+def _ref(name: str) -> str:
+    """A reference to a defined name as an author writes it: a keyword in parentheses."""
+    return f"({name})" if name in KEYWORDS else name
+
+
+@st.composite
+def keyword_programs(draw: st.DrawFn) -> str:
+    """The text of a program for `zoo:induction-2l` whose groups and circuits are named by
+    keywords as well as plain names, referred to in parentheses (`(group) -> logits`,
+    `include (with)`, `expect necessary (expect)`), with statements often several to a
+    line. Most compile cleanly; the rest get the same diagnostics before and after `fmt`."""
+    pool = list(KEYWORD_NAMES) + ["n_a", "n_b", "n_c", "L5"]
+    chosen = draw(st.lists(st.sampled_from(pool), min_size=2, max_size=6, unique=True))
+    split = draw(st.integers(1, len(chosen) - 1))
+    groups, circuits = chosen[:split], chosen[split:]
+    # Groups of layer 0 send, groups of layer 1 receive: most edges go forwards.
+    low, high = groups[::2], groups[1::2]
+    heads = st.sampled_from(_LOW_HEADS + _HIGH_HEADS)
+    senders = st.one_of(st.sampled_from(_LOW_HEADS), st.just("embed"), st.sampled_from(low).map(_ref))
+    receivers = st.one_of(st.sampled_from(_HIGH_HEADS), st.just("logits"),
+                          *([st.sampled_from(high).map(_ref), st.sampled_from(high).map(lambda g: f"{_ref(g)}.q")]
+                            if high else []))
+    pieces = ["model zoo:induction-2l"]
+    for name in groups:
+        layer = _LOW_HEADS if name in low else _HIGH_HEADS
+        members = draw(st.lists(st.sampled_from(layer), min_size=1, max_size=3, unique=True))
+        pieces.append(f"group {name} = {', '.join(members)}")
+    for i, name in enumerate(circuits):
+        body = []
+        for _ in range(draw(st.integers(1, 4))):
+            kind = draw(st.sampled_from(["edge", "edge", "node", "include", "group"]))
+            if kind == "include" and i > 0:
+                body.append(f"include {_ref(draw(st.sampled_from(circuits[:i])))}")
+            elif kind == "node":
+                body.append(draw(st.sampled_from(groups).map(_ref)))
+            elif kind == "group":
+                local = draw(st.sampled_from(["n_local", "with", "expect", "on"]))
+                if all(local not in line for line in body):
+                    body.append(f"group {local} = {draw(heads)}")
+            else:
+                body.append(f"{draw(senders)} -> {draw(receivers)}")
+        inner = "".join(draw(_SEPARATORS) + stmt for stmt in body)
+        pieces.append(f"circuit {name} {{{inner}{draw(_SEPARATORS)}}}")
+    if draw(st.booleans()):
+        target, subject = draw(st.sampled_from(circuits)), draw(st.sampled_from(groups))
+        pieces.append('task t { data "t.jsonl" metric logit_diff }')
+        pieces.append(f"check {_ref(target)} on t {{ expect necessary {_ref(subject)} expect sufficient }}")
+    text = pieces[0]
+    for piece in pieces[1:]:
+        text += draw(_SEPARATORS) + piece
+    return text + "\n"

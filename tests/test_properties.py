@@ -26,11 +26,11 @@ from hypothesis import strategies as st
 
 from circuitlang.core.diagnostics import CODES, Diagnostic
 from circuitlang.lang import syntax as S
-from circuitlang.lang.fmt import format_expr, format_module, format_string, format_value
+from circuitlang.lang.fmt import format_expr, format_module, format_string, format_value, format_verified
 from circuitlang.lang.parse import parse_text
 from circuitlang.lang.pipeline import compile_text
 from tests.conftest import FIXTURES, ROOT, examples
-from tests.strategies import exprs, modules, sort_import_runs, texts, values
+from tests.strategies import exprs, keyword_programs, modules, sort_import_runs, texts, values
 
 # ---------------------------------------------------------------------------------
 # Round trip on generated trees
@@ -110,6 +110,60 @@ def test_format_is_idempotent_with_comments_and_blank_lines(module: S.Module, da
 
 
 # ---------------------------------------------------------------------------------
+# fmt on whole programs: keyword names in parentheses, several statements a line
+# ---------------------------------------------------------------------------------
+
+
+def compiled_meaning(text: str) -> tuple:
+    """What a program compiles to: its diagnostic codes, circuits (by content hash), tasks and checks."""
+    result = compile_text(text, "gen.circ", check_files=False)
+    return (sorted(d.code for d in result.diagnostics), {n: g.content_hash for n, g in result.circuits.items()},
+            sorted(result.tasks), len(result.checks))
+
+
+@examples(40, deadline_ms=None)
+@given(keyword_programs())
+def test_fmt_keeps_the_compiled_circuits_and_is_idempotent(text: str) -> None:
+    """`(group) -> logits`, `include (with)`, `expect necessary (expect)`, statements run
+    together on one line: the formatted program compiles to the same circuits, tasks,
+    checks and diagnostics, and formatting it again changes nothing."""
+    module = parse_clean(text)
+    once = format_verified(module)
+    assert compiled_meaning(once) == compiled_meaning(text), (text, once)
+    assert format_module(parse_clean(once)) == once, (text, once)
+
+
+@examples(40, deadline_ms=None)
+@given(keyword_programs(), st.data())
+def test_fmt_never_modifies_a_file_it_cannot_parse(text: str, data: st.DataObject) -> None:
+    """`circ fmt` on a mutated program: a file that does not parse keeps every byte and
+    exits 1; one that parses is rewritten to a program with the same meaning, exit 0."""
+    import tempfile
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from circuitlang.cli import cli
+
+    for _ in range(data.draw(st.integers(0, 3), label="mutations")):
+        text = _mutate(data.draw, data.draw(st.sampled_from(["delete", "insert", "token_delete", "token_replace",
+                                                               "token_swap", "truncate"])), text)
+    _, diagnostics = parse_text(text, "gen.circ")
+    parses = not any(d.is_error for d in diagnostics)
+    with tempfile.TemporaryDirectory() as folder:
+        file = Path(folder) / "gen.circ"
+        file.write_bytes(text.encode("utf-8", errors="surrogatepass"))
+        before = file.read_bytes()
+        result = CliRunner().invoke(cli, ["fmt", str(file)], catch_exceptions=False)
+        after = file.read_bytes()
+    if not parses:
+        assert result.exit_code == 1 and after == before, (text, result.output)
+    else:
+        assert result.exit_code == 0, (text, result.output)
+        assert compiled_meaning(after.decode("utf-8")) == compiled_meaning(text), text
+
+
+# ---------------------------------------------------------------------------------
 # Fuzzing: mutations of valid files, generated modules, random text
 # ---------------------------------------------------------------------------------
 
@@ -127,7 +181,7 @@ KEYWORDS = ["model", "import", "as", "group", "circuit", "include", "task", "che
 
 @st.composite
 def mutated_sources(draw: st.DrawFn) -> str:
-    text = draw(st.one_of(st.sampled_from(SEEDS), modules(max_statements=4).map(format_module)))
+    text = draw(st.one_of(st.sampled_from(SEEDS), modules(max_statements=4).map(format_module), keyword_programs()))
     for _ in range(draw(st.integers(1, 5))):
         op = draw(st.sampled_from(["delete", "insert", "duplicate", "swap", "truncate", "token_delete",
                                    "token_duplicate", "token_swap", "token_replace"]))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .common import UsageError, circ_files, compile_or_fail, pick_circuit, split_spec
+from .common import UsageError, check_writable, circ_files, compile_or_fail, pick_circuit, split_spec, write_output
 
 FMT_EXAMPLES = """
 \b
@@ -42,41 +42,90 @@ Examples:
 def fmt_command(paths: tuple[str, ...], check_only: bool) -> None:
     """Rewrite .circ files in the one canonical layout (comments kept, meaning unchanged).
 
-    `-` reads standard input and writes the formatted text to standard output.
+    `-` reads standard input and writes the formatted text to standard output. A file
+    that does not parse is never changed; nor is one whose formatted text would not read
+    back the same (a bug in fmt, reported as an error, exit 2).
     """
-    from ..lang.fmt import format_module
-    from ..lang.parse import parse_file, parse_text
-    from ..present.diagnostic_text import write_diagnostics
-
     if paths == ("-",):
-        text = sys.stdin.read()
-        module, diagnostics = parse_text(text, "<stdin>")
-        errors = [d for d in diagnostics if d.is_error]
-        if errors:
-            write_diagnostics(errors, "full", sys.stderr, {"<stdin>": text})
-            sys.exit(1)
-        sys.stdout.write(format_module(module))
-        return
-    changed = failed = 0
+        sys.exit(_fmt_stdin(check_only))
+    changed = failed = broken = 0
     for file in circ_files(paths):
-        module, diagnostics = parse_file(file)
-        errors = [d for d in diagnostics if d.is_error]
-        if errors:
-            write_diagnostics(errors, "full", sys.stderr)
+        try:
+            outcome = _fmt_file(file, check_only)
+        except UsageError as err:  # the file cannot be written: say so, go on with the others
+            click.echo(f"error: {err.message}", err=True)
+            if err.help:
+                click.echo(f"  = help: {err.help}", err=True)
             failed += 1
             continue
-        new = format_module(module)
-        if new == module.source:
-            continue
-        changed += 1
-        if check_only:
-            click.echo(f"would reformat {file}")
-        else:
-            file.write_text(new, encoding="utf-8")
-            click.echo(f"reformatted {file}")
-    if not check_only and not changed and not failed:
+        changed += outcome == "changed"
+        failed += outcome == "failed"
+        broken += outcome == "broken"
+    if not check_only and not changed and not failed and not broken:
         click.echo("all files already formatted", err=True)
-    sys.exit(1 if failed or (check_only and changed) else 0)
+    sys.exit(2 if broken else 1 if failed or (check_only and changed) else 0)
+
+
+def _fmt_file(file: Path, check_only: bool) -> str:
+    """Format one file in place (or only say it would change); returns `unchanged`,
+    `changed`, `failed` (it does not parse) or `broken` (fmt would change its meaning)."""
+    from ..lang.parse import parse_file
+
+    module, diagnostics = parse_file(file)
+    new, status = _formatted(module, diagnostics)
+    if new is None:
+        return status
+    if new == module.source:
+        return "unchanged"
+    if check_only:
+        click.echo(f"would reformat {file}")
+    else:
+        check_writable(file, "fmt")
+        write_output(file, new, "fmt")
+        click.echo(f"reformatted {file}")
+    return "changed"
+
+
+def _fmt_stdin(check_only: bool) -> int:
+    """`circ fmt -`: standard input read by the rules for files (a byte-order mark is
+    dropped; NUL bytes, invalid UTF-8 and oversized input are E003, E002, E004)."""
+    from ..lang.parse import parse_text
+    from ..lang.source import read_stream
+    from ..lang.syntax import Module
+
+    text, diagnostics = read_stream(sys.stdin.buffer, "<stdin>")
+    module = Module((), "<stdin>")
+    if text is not None:
+        module, diagnostics = parse_text(text, "<stdin>")
+    new, status = _formatted(module, diagnostics)
+    if new is None:
+        return 2 if status == "broken" else 1
+    if check_only:
+        if new != text:
+            click.echo("would reformat <stdin>")
+            return 1
+        return 0
+    sys.stdout.write(new)
+    return 0
+
+
+def _formatted(module, diagnostics: list) -> tuple[str | None, str]:
+    """The canonical text and `ok`; or None, after printing why, and `failed` (the file
+    does not parse: its errors) or `broken` (fmt's output would not read back the same)."""
+    from ..lang.fmt import FormatError, format_verified
+    from ..present.diagnostic_text import write_diagnostics
+
+    errors = [d for d in diagnostics if d.is_error]
+    if errors:
+        # The text as read, so the renderer never opens the path itself (a pipe would block).
+        write_diagnostics(errors, "full", sys.stderr, {d.span.path: module.source for d in errors})
+        return None, "failed"
+    try:
+        return format_verified(module), "ok"
+    except FormatError as err:
+        click.echo(f"error: {err.message}", err=True)
+        click.echo(f"  = help: {err.help}", err=True)
+        return None, "broken"
 
 
 @click.command(epilog=RENDER_EXAMPLES)
@@ -84,19 +133,23 @@ def fmt_command(paths: tuple[str, ...], check_only: bool) -> None:
 @click.option("--circuit", "circuit_name", help="Which circuit (default: the last one in the file).")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Output file: .svg, .png, .pdf or .dot (default: FILE's name with .svg).")
-def render(file: Path, circuit_name: str | None, output: Path | None) -> None:
+@click.option("--force", is_flag=True,
+              help="Draw even a circuit of more than 2,000 edges (Graphviz may take minutes; .dot is always written).")
+def render(file: Path, circuit_name: str | None, output: Path | None, force: bool) -> None:
     """Draw a circuit: layers bottom to top, heads and MLPs distinct, q/k/v on edges,
     groups as boxes, scores as edge widths. SVG, PNG and PDF need Graphviz's `dot`.
     """
     from ..lang.lower import groups_of
     from ..present.render import to_dot
 
+    output = output or Path(file.with_suffix(".svg").name)
+    _check_output(output, picture=True)
     result = compile_or_fail(file)
     graph = pick_circuit(result, circuit_name)
-    output = output or Path(file.with_suffix(".svg").name)
+    _check_drawable(len(graph.edges), output, force)
     dot = to_dot(graph, title=f"{graph.name} ({result.model or 'no model'})",
                  groups=groups_of(result.program, graph.name))
-    _render(dot, output)
+    _render(dot, output, len(graph.edges))
     click.echo(f"wrote {output} ({len(graph.nodes)} nodes, {len(graph.edges)} edges)", err=True)
 
 
@@ -106,67 +159,127 @@ def render(file: Path, circuit_name: str | None, output: Path | None) -> None:
 @click.option("--circuit", "circuit_name", help="Compare only this circuit (present in both files).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "svg"]), default="text", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the SVG (or text/JSON) here.")
-def diff(a: str, b: str, circuit_name: str | None, fmt: str, output: Path | None) -> None:
+@click.option("--force", is_flag=True, help="Draw the SVG even for more than 2,000 edges (Graphviz may take minutes).")
+def diff(a: str, b: str, circuit_name: str | None, fmt: str, output: Path | None, force: bool) -> None:
     """Show what two circuits disagree on: nodes and edges added and removed.
 
     A and B are files, or FILE:CIRCUIT to pick one circuit from each. Circuits are paired
     by name; two files with one circuit each are compared whatever the names. Exits 0 when
-    the circuits are the same, 1 when they differ (like diff(1)).
+    the circuits are the same, 1 when they differ (like diff(1)). Each side's model is
+    shown (text headers, `model_a`/`model_b` in JSON); circuits of two different models
+    are still compared (a fine-tuned checkpoint keeps its base model's node names), with
+    a warning, since `L9.H6` then names two different heads.
     """
-    from ..present.diff import diff_graphs, pair_circuits
-    from ..present.render import to_diff_dot
+    from ..present.diff import diff_graphs, models_differ
 
+    if fmt == "svg":
+        output = output or Path("diff.svg")
+    _check_output(output, picture=fmt == "svg")
     path_a, name_a = split_spec(a)
     path_b, name_b = split_spec(b)
     result_a, result_b = compile_or_fail(path_a), compile_or_fail(path_b)
-    if name_a or name_b or circuit_name:
-        pairs = [(name_a or circuit_name, name_b or circuit_name)]
-        for side, result, name in (("A", result_a, pairs[0][0]), ("B", result_b, pairs[0][1])):
-            if name is not None and name not in result.circuits:
-                raise UsageError(f"no circuit `{name}` in {side} ({result.path}); it has: "
-                                 f"{', '.join(result.circuits) or 'none'}")
-        if pairs[0][0] is None or pairs[0][1] is None:
-            pairs = [(pairs[0][0] or _only(result_a), pairs[0][1] or _only(result_b))]
-    else:
-        pairs = pair_circuits(result_a.circuits, result_b.circuits)
+    models = (result_a.model, result_b.model)
+    mismatch = models_differ(*models)
+    if mismatch:
+        click.echo(f"warning: the circuits are for different models: {mismatch}; the same node name "
+                   "can mean different components", err=True)
+    pairs = _diff_pairs(result_a, result_b, name_a, name_b, circuit_name)
     diffs, lonely = [], []
     for left, right in pairs:
         if left is None or right is None:
             lonely.append((left, right))
             continue
         diffs.append(diff_graphs(result_a.circuits[left], result_b.circuits[right],
-                                 f"{path_a}:{left}", f"{path_b}:{right}"))
+                                 f"{path_a}:{left}", f"{path_b}:{right}", models))
     differs = bool(lonely) or any(not d.is_empty for d in diffs)
     if fmt == "svg":
-        if len(diffs) != 1:
-            raise UsageError("--format svg draws one pair of circuits: pick it with --circuit or FILE:CIRCUIT")
-        (left, right), = [(p[0], p[1]) for p in pairs if p[0] and p[1]]
-        target = output or Path("diff.svg")
-        _render(to_diff_dot(result_a.circuits[left], result_b.circuits[right],
-                            labels=(f"{path_a.name}:{left}", f"{path_b.name}:{right}")), target)
-        click.echo(f"wrote {target}", err=True)
+        _diff_svg(result_a, result_b, pairs, (path_a, path_b), output, force)
     else:
-        if fmt == "json":
-            text = json.dumps({"pairs": [d.to_json() for d in diffs],
-                               "only_in_a": [l for l, r in lonely if l], "only_in_b": [r for l, r in lonely if r]},
-                              indent=2)
-        else:
-            parts = [d.to_text() for d in diffs]
-            parts += [f"only in {path_a}: circuit {l}" for l, r in lonely if l]
-            parts += [f"only in {path_b}: circuit {r}" for l, r in lonely if r]
-            text = "\n".join(parts)
+        text = _diff_json(diffs, lonely, models, mismatch) if fmt == "json" else \
+            _diff_text(diffs, lonely, path_a, path_b)
         if output:
-            output.write_text(text + "\n", encoding="utf-8")
+            write_output(output, text + "\n", "-o")
         else:
             click.echo(text)
     sys.exit(1 if differs else 0)
 
 
-def _render(dot: str, output: Path) -> None:
-    """Draw with Graphviz; a missing or failing `dot` is a usage problem (exit 2)."""
-    from ..present.render import RenderError, render_dot
+def _diff_pairs(result_a, result_b, name_a, name_b, circuit_name) -> list:
+    """Which circuits of A and B to compare: those named, else paired by name."""
+    from ..present.diff import pair_circuits
+
+    if not (name_a or name_b or circuit_name):
+        return pair_circuits(result_a.circuits, result_b.circuits)
+    pairs = [(name_a or circuit_name, name_b or circuit_name)]
+    for side, result, name in (("A", result_a, pairs[0][0]), ("B", result_b, pairs[0][1])):
+        if name is not None and name not in result.circuits:
+            raise UsageError(f"no circuit `{name}` in {side} ({result.path}); it has: "
+                             f"{', '.join(result.circuits) or 'none'}")
+    return [(pairs[0][0] or _only(result_a), pairs[0][1] or _only(result_b))]
+
+
+def _diff_svg(result_a, result_b, pairs: list, paths: tuple[Path, Path], target: Path, force: bool) -> None:
+    """Draw the one pair of circuits compared, A's edges red, B's green."""
+    from ..present.render import to_diff_dot
+
+    if sum(1 for left, right in pairs if left and right) != 1:
+        raise UsageError("--format svg draws one pair of circuits: pick it with --circuit or FILE:CIRCUIT")
+    (left, right), = [(p[0], p[1]) for p in pairs if p[0] and p[1]]
+    graph_a, graph_b = result_a.circuits[left], result_b.circuits[right]
+    edges = len(graph_a.edges | graph_b.edges)
+    _check_drawable(edges, target, force)
+    _render(to_diff_dot(graph_a, graph_b, labels=(f"{paths[0].name}:{left}", f"{paths[1].name}:{right}")),
+            target, edges)
+    click.echo(f"wrote {target}", err=True)
+
+
+def _diff_json(diffs: list, lonely: list, models: tuple, mismatch: str | None) -> str:
+    """The diff as JSON: both models, whether they are the same, each pair, the circuits
+    with no partner."""
+    return json.dumps({"model_a": models[0], "model_b": models[1], "same_model": mismatch is None,
+                       "pairs": [d.to_json() for d in diffs],
+                       "only_in_a": [l for l, r in lonely if l], "only_in_b": [r for l, r in lonely if r]},
+                      indent=2)
+
+
+def _diff_text(diffs: list, lonely: list, path_a: Path, path_b: Path) -> str:
+    """Each pair's listing, then the circuits with no partner."""
+    parts = [d.to_text() for d in diffs]
+    parts += [f"only in {path_a}: circuit {l}" for l, r in lonely if l]
+    parts += [f"only in {path_b}: circuit {r}" for l, r in lonely if r]
+    return "\n".join(parts)
+
+
+def _check_output(output: Path | None, picture: bool) -> None:
+    """Refuse, before any work, an output path that cannot be written and, for a picture,
+    one whose suffix names no format (exit 2)."""
+    from ..present.render import RenderError, output_format
+
+    check_writable(output, "-o")
+    if picture and output is not None:
+        try:
+            output_format(output)
+        except RenderError as err:
+            raise UsageError(err.message, err.help) from None
+
+
+def _check_drawable(edges: int, output: Path, force: bool) -> None:
+    """A graph too big to draw in reasonable time is refused unless --force (exit 2)."""
+    from ..present.render import RenderError, check_drawable
 
     try:
+        check_drawable(edges, output, force)
+    except RenderError as err:
+        raise UsageError(err.message, err.help) from None
+
+
+def _render(dot: str, output: Path, edges: int = 0) -> None:
+    """Draw with Graphviz; a missing or failing `dot` is a usage problem (exit 2)."""
+    from ..present.render import DRAWN_FORMATS, SLOW_DRAW_EDGES, RenderError, output_format, render_dot
+
+    try:
+        if edges >= SLOW_DRAW_EDGES and output_format(output) in DRAWN_FORMATS:
+            click.echo(f"drawing {edges:,} edges with Graphviz; this can take a while", err=True)
         render_dot(dot, output)
     except RenderError as err:
         raise UsageError(err.message, err.help) from None

@@ -6,6 +6,7 @@ NAME_MAX; a .circ file can name any path, so every check goes through here.)
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 
@@ -21,6 +22,23 @@ def is_dir(path: Path) -> bool:
         return path.is_dir()
     except OSError:
         return False
+
+
+def not_regular_file(mode: int) -> str | None:
+    """What a file of this `st_mode` is, in words, when it is not a regular file (None when
+    it is one). Reading a named pipe blocks until a writer comes and a device may never
+    end, so readers of .circ files refuse them from `stat` alone, without opening them."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "a special file"
 
 
 def data_dir(repository_folder: str) -> Path:

@@ -3,7 +3,9 @@
 The layout: four-space indentation, one statement per line, single spaces around
 `->`, `=` and set operators, `, ` between list items, lines wrapped at 100 columns
 with an eight-space continuation, a blank line between top-level blocks, runs of
-imports sorted, and at most one blank line wherever the author left any.
+imports sorted (imports on one line or on consecutive lines form a run), at most one
+blank line wherever the author left any, and a name that is a keyword in parentheses
+wherever it is an expression (`(group) -> logits`).
 Statement order is the author's: the formatter changes layout, never meaning, so
 `parse(format(tree)) == tree`. (Order-independent identity is the lowered graph's
 `content_hash`.)
@@ -20,16 +22,23 @@ circuit c {
 
 from __future__ import annotations
 
+import bisect
 import re
 
+from ..core.errors import CircuitlangError
 from ..core.paths import source_lines
 from . import syntax as S
 
 INDENT = "    "
 CONTINUATION = "        "
 WIDTH = 100
+# The grammar's keywords. A name that is one (docs/language.md) is written in parentheses
+# wherever it is an expression: `group -> logits` would start a group, `include` an
+# include, `expect necessary with` options; `(group) -> logits` reads back as the name.
+KEYWORDS = frozenset({"model", "import", "as", "group", "circuit", "include", "task", "check", "on", "with",
+                      "expect"})
 # As the grammar's MODEL_NAME: `//` would start a comment.
-_MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.:-]|/(?!/))*")
+_MODEL_NAME_RE = re.compile(r"(?:[A-Za-z0-9_.]|/(?!/))(?:[A-Za-z0-9_.:-]|/(?!/))*")
 
 
 def model_name_needs_quotes(name: str) -> bool:
@@ -46,7 +55,7 @@ def format_expr(expr: S.Expr, parent_precedence: int = 0) -> str:
     if isinstance(expr, S.ComponentRef):
         return str(expr)
     if isinstance(expr, S.NameRef):
-        return str(expr)
+        return f"({expr})" if expr.parts[0] in KEYWORDS else str(expr)
     if isinstance(expr, S.Channel):
         inner = expr.inner
         if isinstance(inner, (S.ComponentRef, S.NameRef)):
@@ -243,7 +252,7 @@ class _Printer:
 
     # -- the module ---------------------------------------------------------------------------------
     def print_module(self) -> str:
-        statements = _sort_import_runs(list(self.module.statements), {c.line for c in self.comments})
+        statements = _sort_import_runs(self.module)
         prev_end = 0
         prev: object | None = None
         for stmt in statements:
@@ -267,11 +276,17 @@ def _stays_together(prev: object, stmt: object) -> bool:
     return same
 
 
-def _sort_import_runs(statements: list, comment_lines: set[int]) -> list:
-    """Sort each block of imports on consecutive lines (a blank line or a comment ends a block)."""
+def _sort_import_runs(module: S.Module) -> list:
+    """The module's statements with each run of imports sorted: imports on one line or on
+    consecutive lines, with no blank line and no comment between them (`_continues`)."""
+    statements = list(module.statements)
+    comment_lines = {c.line for c in module.comments}
+    blank_lines = {i for i, line in enumerate(source_lines(module.source), 1) if not line.strip()}
+    anchored = _anchored(statements, comment_lines)
     out, block = [], []
     for stmt in statements + [None]:
-        if isinstance(stmt, S.ImportDecl) and (not block or _continues(block[-1], stmt, comment_lines)):
+        if isinstance(stmt, S.ImportDecl) and \
+                (not block or _continues(block[-1], stmt, comment_lines | blank_lines, anchored)):
             block.append(stmt)
             continue
         out += sorted(block, key=_import_text)
@@ -281,10 +296,28 @@ def _sort_import_runs(statements: list, comment_lines: set[int]) -> list:
     return out
 
 
-def _continues(previous: S.ImportDecl, stmt: S.ImportDecl, comment_lines: set[int]) -> bool:
-    """Whether `stmt` is on the line right after `previous`, with no comment on either."""
-    return stmt.span.line == previous.span.end_line + 1 and previous.span.end_line not in comment_lines \
-        and stmt.span.line not in comment_lines
+def _anchored(statements: list, comment_lines: set[int]) -> set[int]:
+    """The ids of the statements that take a comment when printed: for each comment's
+    line, the first statement ending on or after it (the printer puts the comment after
+    it, or above it when the comment is before or inside it). Top-level statements follow
+    each other, so their end lines never decrease and a bisection finds it."""
+    ends = [stmt.span.end_line for stmt in statements]
+    taken = (bisect.bisect_left(ends, line) for line in comment_lines)
+    return {id(statements[i]) for i in taken if i < len(statements)}
+
+
+def _continues(previous: S.ImportDecl, stmt: S.ImportDecl, breaking_lines: set[int], anchored: set[int]) -> bool:
+    """Whether `stmt` continues the run of imports that `previous` ends.
+
+    It does when no blank or comment line lies between them (an import's span starts at
+    its name, so `import` may stand on a line between) and neither takes a comment. The
+    rule reads the same on fmt's output, which prints each import on a line of its own,
+    as on its input: a run is sorted on the first pass, and a second pass changes
+    nothing (`import b import a` on one line is one run).
+    """
+    between = range(previous.span.end_line + 1, stmt.span.line)
+    return (stmt.span.line >= previous.span.end_line and not any(line in breaking_lines for line in between)
+            and id(previous) not in anchored and id(stmt) not in anchored)
 
 
 def _import_text(stmt: S.ImportDecl) -> str:
@@ -306,3 +339,30 @@ def _expect_text(expect: S.Expect) -> str:
 def format_module(module: S.Module) -> str:
     """The canonical text of a parsed module."""
     return _Printer(module).print_module()
+
+
+class FormatError(CircuitlangError):
+    """The canonical text would not read back as the module: a bug in the formatter,
+    caught before any file is written."""
+
+
+def format_verified(module: S.Module) -> str:
+    """The canonical text of a parsed module, checked before anyone writes it: it parses
+    with no error to the same statements (import runs sorted) and the same comments, and
+    formatting it again changes nothing. Raises FormatError otherwise, so that `circ fmt`
+    leaves a file alone rather than change its meaning or flip `fmt --check`."""
+    from .parse import parse_text
+
+    text = format_module(module)
+    again, diagnostics = parse_text(text, module.path)
+    expected = _sort_import_runs(module)
+    if any(d.is_error for d in diagnostics) or list(again.statements) != expected:
+        raise FormatError(f"{module.path}: the formatted text would not mean the same; left unchanged",
+                          "this is a bug in `circ fmt`: please report it with the file")
+    if sorted(c.text.rstrip() for c in again.comments) != sorted(c.text.rstrip() for c in module.comments):
+        raise FormatError(f"{module.path}: formatting would lose a comment; left unchanged",
+                          "this is a bug in `circ fmt`: please report it with the file")
+    if format_module(again) != text:
+        raise FormatError(f"{module.path}: formatting is not stable on this file; left unchanged",
+                          "this is a bug in `circ fmt`: please report it with the file")
+    return text

@@ -7,27 +7,55 @@ diagnostic at the place it was found (E001-E004).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 from ..core.diagnostics import Diagnostic
+from ..core.paths import not_regular_file
 from . import syntax as S
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
 def read_source(path: Path, display: str | None = None) -> tuple[str | None, list[Diagnostic]]:
-    """Read a file as UTF-8 text, refusing binary, undecodable and oversized files."""
+    """Read a file as UTF-8 text, refusing binary, undecodable and oversized files, and
+    anything that is not a regular file (a named pipe would block the reader forever,
+    a device never ends): those are refused from their metadata, never opened."""
     shown = display or str(path)
     here = S.Span(shown, 1, 1, 1, 1)
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        kind = not_regular_file(info.st_mode)
+        if kind is not None:
+            return None, [Diagnostic("E001", f"cannot read file: it is {kind}, not a regular file", here,
+                                     help="a .circ file is a regular file; save the text to one")]
+        size = info.st_size
         if size > MAX_FILE_BYTES:
             return None, [_too_large(here, f"{size / 2**20:.1f} MiB")]
-        with path.open("rb") as handle:  # devices and pipes report size 0: read at most the limit
+        with path.open("rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
-        if len(data) > MAX_FILE_BYTES:
-            return None, [_too_large(here, "more than that")]
     except OSError as err:
         return None, [Diagnostic("E001", f"cannot read file: {err.strerror or err}", here)]
+    return decode_source(data, shown)
+
+
+def read_stream(stream: BinaryIO, display: str = "<stdin>") -> tuple[str | None, list[Diagnostic]]:
+    """Read standard input (or any byte stream) by the rules of `read_source`: at most the
+    size limit, then the same checks for NUL bytes, UTF-8 and a byte-order mark."""
+    here = S.Span(display, 1, 1, 1, 1)
+    try:
+        data = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        return None, [Diagnostic("E001", f"cannot read {display}: {err.strerror or err}", here)]
+    if len(data) > MAX_FILE_BYTES:
+        return None, [_too_large(here, "more than that")]
+    return decode_source(data, display)
+
+
+def decode_source(data: bytes, shown: str) -> tuple[str | None, list[Diagnostic]]:
+    """The bytes of a .circ file as text: NUL bytes are E003, bytes that are not UTF-8 are
+    E002, and a UTF-8 byte-order mark is dropped."""
+    if len(data) > MAX_FILE_BYTES:
+        return None, [_too_large(S.Span(shown, 1, 1, 1, 1), "more than that")]
     if b"\x00" in data:
         offset = data.index(b"\x00")
         line = data.count(b"\n", 0, offset) + 1

@@ -78,5 +78,7 @@ def graphs_to_circ(graphs: Iterable[CircuitGraph], model: str | None, header: It
         statements.append(S.ModelDecl(model, model_name_needs_quotes(model)))
     statements += [circuit_statement(g) for g in graphs]
     text = format_module(S.Module(tuple(statements)))
-    lines = [f"// {line}" if line else "//" for line in header]
+    # A header line with a line break in it (a command line, a path) stays all comment.
+    parts = [part for line in header for part in (str(line).splitlines() or [""])]
+    lines = [f"// {part}" if part else "//" for part in parts]
     return ("\n".join(lines) + "\n\n" if lines else "") + text

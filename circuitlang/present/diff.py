@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, TypeVar
 
 from ..core.graph import CircuitGraph, Edge, Node
+from ..core.models import ALIASES
 
 T = TypeVar("T", Node, Edge)
 
@@ -42,6 +43,9 @@ class CircuitDiff:
     nodes_removed: tuple[Node, ...]
     edges_added: tuple[Edge, ...]
     edges_removed: tuple[Edge, ...]
+    # The models the two circuits are for, as their `model` lines name them (None: none).
+    model_a: str | None = None
+    model_b: str | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -65,7 +69,7 @@ class CircuitDiff:
         removals and additions are merged in computation order, so a replaced edge sits
         next to its replacement.
         """
-        lines = [f"--- {self.name_a}", f"+++ {self.name_b}"]
+        lines = [f"--- {self.name_a}{_model_note(self.model_a)}", f"+++ {self.name_b}{_model_note(self.model_b)}"]
         lines += _interleave(self.nodes_removed, self.nodes_added, Node.sort_key, "node ")
         lines += _interleave(self.edges_removed, self.edges_added, Edge.sort_key)
         lines.append(self.summary())
@@ -76,6 +80,8 @@ class CircuitDiff:
         return {
             "a": self.name_a,
             "b": self.name_b,
+            "model_a": self.model_a,
+            "model_b": self.model_b,
             "counts": self.counts(),
             "nodes_added": [str(n) for n in self.nodes_added],
             "nodes_removed": [str(n) for n in self.nodes_removed],
@@ -84,8 +90,10 @@ class CircuitDiff:
         }
 
 
-def diff_graphs(a: CircuitGraph, b: CircuitGraph, name_a: str = "a", name_b: str = "b") -> CircuitDiff:
-    """The diff from `a` to `b`: what `b` adds to `a` and what it removes.
+def diff_graphs(a: CircuitGraph, b: CircuitGraph, name_a: str = "a", name_b: str = "b",
+                models: tuple[str | None, str | None] = (None, None)) -> CircuitDiff:
+    """The diff from `a` to `b`: what `b` adds to `a` and what it removes. `models` names
+    the models of the two sides, for the headers and the JSON.
 
     >>> from circuitlang.core.graph import EMBED, LOGITS, CircuitGraph, Edge
     >>> g = CircuitGraph.from_edges([Edge(EMBED, LOGITS)])
@@ -99,7 +107,33 @@ def diff_graphs(a: CircuitGraph, b: CircuitGraph, name_a: str = "a", name_b: str
         nodes_removed=_sorted(a.nodes - b.nodes, Node.sort_key),
         edges_added=_sorted(b.edges - a.edges, Edge.sort_key),
         edges_removed=_sorted(a.edges - b.edges, Edge.sort_key),
+        model_a=models[0],
+        model_b=models[1],
     )
+
+
+def models_differ(model_a: str | None, model_b: str | None) -> str | None:
+    """Why two circuits' models are not the same model, or None when they are. Node names
+    such as `L9.H6` mean different components in different models, so a diff across
+    models compares names, not mechanisms. Names are compared as written, after the
+    table's aliases (`pythia-70m` is `EleutherAI/pythia-70m`).
+
+    >>> models_differ("gpt2", "gpt2") is None
+    True
+    >>> models_differ("gpt2", "pythia-70m")
+    'A is for gpt2 and B for pythia-70m'
+    """
+    if _canonical(model_a) == _canonical(model_b):
+        return None
+    return f"A is for {model_a or 'no model'} and B for {model_b or 'no model'}"
+
+
+def _canonical(model: str | None) -> str | None:
+    return ALIASES.get(model, model) if model is not None else None
+
+
+def _model_note(model: str | None) -> str:
+    return f" (model {model})" if model else ""
 
 
 def pair_circuits(a: Mapping[str, CircuitGraph],
