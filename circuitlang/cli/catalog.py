@@ -49,13 +49,17 @@ def models(fmt: str) -> None:
              "parallel_attn_mlp": s.parallel_attn_mlp, "kind": _kind(s), "source": s.source}
             for name, s in KNOWN_SHAPES.items()], indent=2))
         return
+    shapes = KNOWN_SHAPES.values()
     name_width = max(len(n) for n in KNOWN_SHAPES)
-    heads_width = max(len("layers x heads"), *(len(_heads(s)) for s in KNOWN_SHAPES.values()))
-    click.echo(f"{'name':<{name_width}}  {'layers x heads':<{heads_width}}  {'d_model':>7}  {'d_head':>6}  kind")
+    heads_width = max(len("layers x heads"), *(len(_heads(s)) for s in shapes))
+    model_width = max(len("d_model"), *(len(str(s.d_model)) for s in shapes))  # every column fits its widest
+    head_width = max(len("d_head"), *(len(str(s.d_head)) for s in shapes))
+    click.echo(f"{'name':<{name_width}}  {'layers x heads':<{heads_width}}  {'d_model':>{model_width}}  "
+               f"{'d_head':>{head_width}}  kind")
     click.echo("    where the shape comes from; aliases: other names of the same model")
     for name, shape in KNOWN_SHAPES.items():
-        click.echo(f"{name:<{name_width}}  {_heads(shape):<{heads_width}}  {shape.d_model:>7}  {shape.d_head:>6}  "
-                   f"{_kind(shape)}")
+        click.echo(f"{name:<{name_width}}  {_heads(shape):<{heads_width}}  {shape.d_model:>{model_width}}  "
+                   f"{shape.d_head:>{head_width}}  {_kind(shape)}")
         detail = shape.source + (f"; aliases: {', '.join(aliases_of(name))}" if aliases_of(name) else "")
         click.echo(textwrap.fill(detail, WIDTH, initial_indent="    ", subsequent_indent="      "))
     click.echo("\n(kv N: N key/value heads shared by the query heads. A Hugging Face name in the local cache"
@@ -86,3 +90,5 @@ def stdlib_command(fmt: str) -> None:
             click.echo(f"    circuit {name}: {nodes} nodes, {edges} edges")
         for name, params in entry.motifs:
             click.echo(f"    motif {name}({', '.join(params)})")
+        if entry.errors:
+            click.echo(f"    {entry.errors} error(s): `circ check {entry.path}` shows them")

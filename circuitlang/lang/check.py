@@ -28,6 +28,7 @@ from ..core.metrics import DEFAULT as DEFAULT_METRIC
 from ..core.metrics import METRICS as METRIC_REGISTRY
 from ..core.paths import is_file
 from . import syntax as S
+from .fmt import format_expr
 from .lower import Lowerer, _Failed
 from .resolve import Program, Scope, Symbol, Unit
 
@@ -213,6 +214,9 @@ class _Checker:
         ctx = self.lowerer.top_context(self.unit)
         try:
             circuit = self.lowerer.circuit_of(check.target, ctx)
+            if not isinstance(check.target, S.NameRef):
+                # `check L9.H6 | L9.H9 on t` names the checked circuit after its expression.
+                circuit = circuit.renamed(format_expr(check.target), circuit.doc)
         except _Failed:
             circuit = None
         options = self._options(check.options, CHECK_OPTIONS)

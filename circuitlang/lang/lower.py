@@ -23,18 +23,27 @@ and `C - N` removes N's nodes (or, for `L9.H6.q`, that input) with their edges.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Union
+from typing import Iterable, Iterator, Union
 
 from ..core.diagnostics import Diagnostic, Related
 from ..core.graph import EMBED, LOGITS, CircuitGraph, Edge, Node
 from ..core.shapes import ModelShape, feeds
 from . import syntax as S
-from .resolve import Local, Program, Scope, Symbol, Unit, circuit_scope
+from .resolve import Local, Program, Scope, Symbol, Unit, circuit_scope, failed_import, unknown_name
 
 Port = tuple[Node, Union[str, None]]
 NodeSet = frozenset
 Value = Union[NodeSet, CircuitGraph]
+
+# Bounds that keep lowering finite and its Python stack shallow whatever the input says:
+# definitions nested deeper than this (a group defined by a group defined by ...) are
+# E314; one component expansion or node-level circuit larger than these is E316 (the
+# largest known model, pythia-12b, has 1,476 components and ~3.2M node-level edges).
+MAX_DEFINITION_DEPTH = 32
+MAX_EXPANSION = 100_000
+MAX_NODE_LEVEL_EDGES = 5_000_000
 
 _EMBED_SET: NodeSet = frozenset({(EMBED, None)})
 _LOGITS_SET: NodeSet = frozenset({(LOGITS, None)})
@@ -42,6 +51,11 @@ _LOGITS_SET: NodeSet = frozenset({(LOGITS, None)})
 
 class _Failed(Exception):
     """An expression could not be evaluated; its diagnostic is already recorded."""
+
+
+class _TooDeep(_Failed):
+    """Definitions nest past MAX_DEFINITION_DEPTH (E314): abandons the whole top-level
+    definition rather than leaving partial, cached circuits along the chain."""
 
 
 @dataclass
@@ -64,9 +78,11 @@ class Lowerer:
         self._circuits: dict[tuple[int, str], CircuitGraph] = {}
         self._groups: dict[tuple[int, str], NodeSet] = {}
         self._calls: dict[tuple, CircuitGraph] = {}
-        self._active: list[tuple[int, str]] = []
+        self._active: list[tuple] = []
+        self._too_deep = False
         self._component_cache: dict[tuple, NodeSet] = {}
         self._channel_cache: dict[tuple, NodeSet] = {}
+        self._port_cache: dict[tuple, NodeSet] = {}
 
     # -- entry points -------------------------------------------------------------------
     def top_context(self, unit: Unit) -> _Context:
@@ -77,16 +93,8 @@ class Lowerer:
         key = (id(unit), definition.name)
         if key in self._circuits:
             return self._circuits[key]
-        if key in self._active:
-            self._error("E307", f"circuit `{definition.name}` refers to itself", definition.name_span,
-                        "defined in terms of itself")
-            raise _Failed
-        self._active.append(key)
-        try:
-            ctx = self.top_context(unit)
-            graph = self._lower_definition(definition, ctx)
-        finally:
-            self._active.pop()
+        with self._entered(key, f"circuit `{definition.name}` refers to itself", definition.name_span):
+            graph = self._lower_definition(definition, self.top_context(unit))
         self._circuits[key] = graph
         return graph
 
@@ -94,17 +102,32 @@ class Lowerer:
         key = (id(unit), definition.name)
         if key in self._groups:
             return self._groups[key]
-        if key in self._active:
-            self._error("E307", f"group `{definition.name}` refers to itself", definition.name_span,
-                        "defined in terms of itself")
-            raise _Failed
-        self._active.append(key)
-        try:
+        with self._entered(key, f"group `{definition.name}` refers to itself", definition.name_span):
             value = self._members(definition.members, self.top_context(unit))
-        finally:
-            self._active.pop()
         self._groups[key] = value
         return value
+
+    @contextmanager
+    def _entered(self, key: tuple, cycle_message: str, span: S.Span, label: str = "defined in terms of itself"
+                 ) -> Iterator[None]:
+        """Evaluate one definition: E307 if it is already being evaluated (a cycle), E314
+        if definitions are nested deeper than MAX_DEFINITION_DEPTH (reported once)."""
+        if key in self._active:
+            self._error("E307", cycle_message, span, label)
+            raise _Failed
+        if len(self._active) >= MAX_DEFINITION_DEPTH:
+            if not self._too_deep:
+                self._too_deep = True
+                self._error("E314", f"definitions are nested more than {MAX_DEFINITION_DEPTH} deep", span,
+                            f"{MAX_DEFINITION_DEPTH + 1} levels down",
+                            "define the inner groups or circuits directly (`L5.H1 | L5.H2`) instead of "
+                            "through a chain of names")
+            raise _TooDeep
+        self._active.append(key)
+        try:
+            yield
+        finally:
+            self._active.pop()
 
     def nodes_of(self, expr: S.Expr, ctx: _Context) -> NodeSet:
         """Evaluate an expression that must be a node set."""
@@ -120,7 +143,7 @@ class Lowerer:
         value = self.eval(expr, ctx)
         if isinstance(value, CircuitGraph):
             return value
-        return self.node_level(value, ctx)
+        return self.node_level(value, ctx, _span(expr))
 
     # -- expressions -------------------------------------------------------------------------
     def eval(self, expr: S.Expr, ctx: _Context) -> Value:
@@ -137,7 +160,10 @@ class Lowerer:
         raise TypeError(f"not an expression: {expr!r}")  # pragma: no cover
 
     def _component(self, ref: S.ComponentRef, ctx: _Context) -> NodeSet:
-        key = (ref.layers, ref.heads, ctx.shape)
+        # Keyed by plain ints and the shape's identity: hashing the IndexRange and ModelShape
+        # dataclasses for each of a big file's 100,000 references cost a third of lowering.
+        heads = ref.heads
+        key = (ref.layers.lo, ref.layers.hi, heads is None, heads and heads.lo, heads and heads.hi, id(ctx.shape))
         cached = self._component_cache.get(key)
         if cached is not None:
             return cached
@@ -147,16 +173,28 @@ class Lowerer:
                         "declare the model with `model NAME` at the top of the file")
             raise _Failed
         layers = self._indices(ref.layers, shape.n_layers if shape else None, "layer", ref, ctx)
+        heads_range = None if ref.heads is None else \
+            self._indices(ref.heads, shape.n_heads if shape else None, "head", ref, ctx)
+        self._bound_expansion(ref, len(layers) * (1 if heads_range is None else len(heads_range)), ctx)
         if ref.heads is None:
             if shape is not None and shape.attn_only:
                 self._error("E209", f"{shape.name} is attention-only: it has no MLPs", ref.span, "no MLP here")
                 raise _Failed
             value = frozenset((Node.mlp(layer), None) for layer in layers)
         else:
-            heads = self._indices(ref.heads, shape.n_heads if shape else None, "head", ref, ctx)
-            value = frozenset((Node.attn(layer, head), None) for layer in layers for head in heads)
+            assert heads_range is not None
+            value = frozenset((Node.attn(layer, head), None) for layer in layers for head in heads_range)
         self._component_cache[key] = value
         return value
+
+    def _bound_expansion(self, ref: S.ComponentRef, count: int, ctx: _Context) -> None:
+        """E316 before enumerating more than MAX_EXPANSION components (a shape from a
+        checkpoint config can claim any number of layers and heads)."""
+        if count > MAX_EXPANSION:
+            self._error("E316", f"`{ref}` expands to {count:,} components in {ctx.model or 'this model'} "
+                        f"(at most {MAX_EXPANSION:,} are supported)", ref.span, "too many components",
+                        "check the model's shape (`circ models`, or the checkpoint's config.json)")
+            raise _Failed
 
     def _indices(self, index: S.IndexRange, count: int | None, what: str, ref: S.ComponentRef,
                  ctx: _Context) -> range:
@@ -200,8 +238,7 @@ class Lowerer:
             return ctx.bindings[ref.parts[0]]
         target = ctx.scope.lookup(ref)
         if target is None:
-            self._error("E301", f"unknown name `{ref}`", ref.span, "not defined")
-            raise _Failed
+            self._unknown(ctx.scope, ref)
         if target == "embed":
             return _EMBED_SET
         if target == "logits":
@@ -211,6 +248,13 @@ class Lowerer:
         assert isinstance(target, Symbol)
         return self._symbol(target, ref, ctx)
 
+    def _unknown(self, scope: Scope, ref: S.NameRef) -> None:
+        """E301, worded as `resolve` words it (so the two stages' reports merge), unless
+        the name comes through an import that failed and is already reported."""
+        if not failed_import(scope.unit, ref.parts[0]):
+            self.diagnostics.append(unknown_name(scope, ref))
+        raise _Failed
+
     def _local(self, local: Local, ref: S.NameRef, ctx: _Context) -> NodeSet:
         if local.kind == "param":
             # An uninstantiated motif body is checked with empty parameters.
@@ -219,14 +263,8 @@ class Lowerer:
             return ctx.groups[local.name]
         assert local.definition is not None
         key = (id(ctx), local.name)
-        if key in self._active:
-            self._error("E307", f"group `{local.name}` refers to itself", local.span, "defined in terms of itself")
-            raise _Failed
-        self._active.append(key)
-        try:
+        with self._entered(key, f"group `{local.name}` refers to itself", local.span):
             value = self._members(local.definition.members, ctx)
-        finally:
-            self._active.pop()
         ctx.groups[local.name] = value
         return value
 
@@ -236,7 +274,9 @@ class Lowerer:
             assert isinstance(sym.definition, S.GroupDef)
             if sym.unit.shape is None and ctx.shape is not None:
                 # A group from a model-less file expands against the user's model.
-                return self._members(sym.definition.members, _Context(Scope(sym.unit), ctx.shape, ctx.model))
+                key = ("group", id(sym.unit), sym.name, ctx.shape)
+                with self._entered(key, f"group `{sym.name}` refers to itself", sym.definition.name_span):
+                    return self._members(sym.definition.members, _Context(Scope(sym.unit), ctx.shape, ctx.model))
             return self.group(sym.unit, sym.definition)
         if sym.kind == "circuit":
             assert isinstance(sym.definition, S.CircuitDef)
@@ -246,7 +286,9 @@ class Lowerer:
                             f"write `{ref}({', '.join(sym.definition.params or ())})`")
                 raise _Failed
             if sym.unit.shape is None and ctx.shape is not None:
-                return self._lower_definition(sym.definition, _Context(Scope(sym.unit), ctx.shape, ctx.model))
+                key = ("circuit", id(sym.unit), sym.name, ctx.shape)
+                with self._entered(key, f"circuit `{sym.name}` refers to itself", sym.definition.name_span):
+                    return self._lower_definition(sym.definition, _Context(Scope(sym.unit), ctx.shape, ctx.model))
             return self.circuit(sym.unit, sym.definition)
         what = "an imported file" if sym.kind == "module" else f"a {sym.kind}"
         self._error("E305", f"`{ref}` is {what}, not a circuit or group", ref.span, f"{sym.kind} name")
@@ -276,7 +318,7 @@ class Lowerer:
             return left | right if op == "|" else left & right if op == "&" else left - right
         if isinstance(left, CircuitGraph) and isinstance(right, frozenset):
             if op == "|":
-                return left | self.node_level(right, ctx)
+                return left | self.node_level(right, ctx, _span(right_expr))
             if op == "&":
                 return left.restricted_to({n for n, _ in right} | {EMBED, LOGITS})
             whole = {n for n, c in right if c is None}
@@ -294,7 +336,7 @@ class Lowerer:
         if not (isinstance(target, Symbol) and target.kind == "circuit"
                 and isinstance(target.definition, S.CircuitDef) and target.definition.is_motif):
             if target is None:
-                self._error("E301", f"unknown name `{call.callee}`", call.callee.span, "not defined")
+                self._unknown(ctx.scope, call.callee)
             else:
                 self._error("E305", f"`{call.callee}` is not a parameterised circuit", call.callee.span,
                             "cannot be called", "only circuits declared with parameters, `circuit name(a, b) {...}`, "
@@ -311,15 +353,9 @@ class Lowerer:
         key = (id(target.unit), motif.name, args, ctx.shape)
         if key in self._calls:
             return self._calls[key]
-        if key in self._active:
-            self._error("E307", f"`{motif.name}` instantiates itself", call.span, "recursive call")
-            raise _Failed
         inner = _Context(circuit_scope(target.unit, motif), ctx.shape, ctx.model, dict(zip(params, args)))
-        self._active.append(key)
-        try:
+        with self._entered(key, f"`{motif.name}` instantiates itself", call.span, "recursive call"):
             graph = self._lower_body(motif, inner)
-        finally:
-            self._active.pop()
         self._calls[key] = graph
         return graph
 
@@ -344,6 +380,7 @@ class Lowerer:
         listed: dict[Port, S.Span] = {}
         included: list[CircuitGraph] = []
         has_edges = failed = False
+        reported_before = len(self.diagnostics)
         for stmt in definition.body or ():
             try:
                 if isinstance(stmt, S.GroupDef):
@@ -358,10 +395,12 @@ class Lowerer:
                 elif isinstance(stmt, S.IncludeStmt):
                     has_edges = True
                     included.append(self.circuit_of(stmt.expr, ctx))
+            except _TooDeep:
+                raise
             except _Failed:
                 failed = True
         if not has_edges and listed:
-            graph = self.node_level(frozenset(listed), ctx)
+            graph = self.node_level(frozenset(listed), ctx, definition.name_span)
             return graph.renamed(definition.name, definition.doc)
         graph = CircuitGraph.from_edges(edges, (n for n, _ in listed), model=ctx.model, annotations=annotations)
         for other in included:
@@ -370,15 +409,34 @@ class Lowerer:
             if not any(node in (e.sender, e.receiver) for e in graph.edges):
                 self._warn("W503", f"`{node}` has no edges in this circuit", span, "isolated node",
                            "an edge-level circuit lists edges; a circuit of nodes alone means all edges among them")
+        failed = failed or any(d.is_error for d in self.diagnostics[reported_before:])
         if not graph.edges and not graph.nodes and definition.params is None and not failed:
             self._warn("W501", f"circuit `{definition.name}` is empty", definition.name_span, "no nodes or edges")
         return graph.renamed(definition.name, definition.doc)
+
+    def _ports(self, expr: S.Expr, ctx: _Context) -> NodeSet:
+        """`nodes_of` with a shortcut for what big files are made of, `L5.H1` and `L5.H1.q`:
+        one cache lookup keyed by plain values instead of four nested evaluations."""
+        kind = type(expr)
+        if kind is S.Channel and type(expr.inner) is S.ComponentRef:
+            ref, channel = expr.inner, expr.channel
+        elif kind is S.ComponentRef:
+            ref, channel = expr, None
+        else:
+            return self.nodes_of(expr, ctx)
+        heads = ref.heads
+        key = (ref.layers.lo, ref.layers.hi, heads is None, heads and heads.lo, heads and heads.hi, channel,
+               id(ctx.shape))
+        ports = self._port_cache.get(key)
+        if ports is None:
+            ports = self._port_cache[key] = self.nodes_of(expr, ctx)  # reports and raises as usual
+        return ports
 
     def _edge_stmt(self, stmt: S.EdgeStmt, ctx: _Context, edges: dict[Edge, S.Span],
                    annotations: dict[Edge, dict[str, object]]) -> None:
         senders: list[tuple[Node, S.Expr]] = []
         for expr in stmt.sources:
-            for node, channel in sorted(self.nodes_of(expr, ctx)):
+            for node, channel in sorted(self._ports(expr, ctx), key=_port_key):
                 if channel is not None:
                     self._error("E211", f"`{node}.{channel}` is an input; an edge's source is a node's output",
                                 _span(expr), "channel on a source", f"write `{node}`")
@@ -390,8 +448,11 @@ class Lowerer:
                 senders.append((node, expr))
         repeated = produced = pairs = 0
         shared_warned: set[tuple[Node, str]] = set()
+        grouped = ctx.shape is not None and ctx.shape.kv_group > 1  # else a port is its receiver
         for target in stmt.targets:
-            ports = self.nodes_of(target.expr, ctx)
+            ports = self._ports(target.expr, ctx)
+            if len(ports) > 1:
+                ports = _whole_nodes_absorb(ports)
             if (EMBED, None) in ports:
                 self._error("E206", "`embed` is the model's input: nothing sends to it", target.span,
                             "cannot be a target")
@@ -399,7 +460,7 @@ class Lowerer:
             position = target.position.value if target.position is not None else None
             notes = {kv.key: S.plain_value(kv.value) for kv in target.annotations}
             single_target = len(ports) == 1
-            for receiver, channel in sorted(ports, key=_port_key):
+            for receiver, channel in (ports if single_target else sorted(ports, key=_port_key)):
                 channels = (channel,) if channel else (S.CHANNELS if receiver.is_head else (None,))
                 for sender, source_expr in senders:
                     pairs += 1
@@ -408,10 +469,13 @@ class Lowerer:
                             self._backward(sender, receiver, ctx, target.span)
                         continue
                     for ch in channels:
-                        port, port_channel = ctx.shape.port(receiver, ch) if ctx.shape else (receiver, ch)
-                        if channel and port != receiver and (receiver, ch) not in shared_warned:
-                            shared_warned.add((receiver, ch))
-                            self._shared_input(receiver, port, ch, ctx.shape.kv_group, target.span)
+                        if grouped:
+                            port, port_channel = ctx.shape.port(receiver, ch)
+                            if channel and port != receiver and (receiver, ch) not in shared_warned:
+                                shared_warned.add((receiver, ch))
+                                self._shared_input(receiver, port, ch, ctx.shape.kv_group, target.span)
+                        else:
+                            port, port_channel = receiver, ch
                         edge = Edge(sender, port, port_channel, position)
                         produced += 1
                         if edge in edges:
@@ -450,11 +514,17 @@ class Lowerer:
                     "a head or MLP in layer l feeds layers after l (and attention feeds the MLP of its own layer)")
         raise _Failed
 
-    def node_level(self, ports: NodeSet, ctx: _Context) -> CircuitGraph:
+    def node_level(self, ports: NodeSet, ctx: _Context, span: S.Span) -> CircuitGraph:
         """All edges among these nodes, `embed` and `logits` (q, k and v unless a channel is named)."""
         nodes = {n for n, _ in ports} | {EMBED, LOGITS}
         senders = sorted(n for n in nodes if n.is_sender)
         receivers = set(ports) | {(LOGITS, None)}
+        estimate = len(senders) * sum(1 if c or not n.is_head else 3 for n, c in receivers) // 2
+        if estimate > MAX_NODE_LEVEL_EDGES:
+            self._error("E316", f"a circuit of all edges among {len(nodes):,} nodes would have about "
+                        f"{estimate:,} edges (at most {MAX_NODE_LEVEL_EDGES:,} are supported)", span,
+                        "too many edges", "list the edges the circuit has instead of all edges among its nodes")
+            raise _Failed
         edges = []
         for receiver, channel in receivers:
             if receiver == EMBED:
@@ -484,7 +554,17 @@ def _is_single(expr: S.Expr) -> bool:
 
 
 def _port_key(port: Port) -> tuple:
+    """Sorts ports whatever their channel (a node's whole input sorts before its channels)."""
     return (port[0], port[1] or "")
+
+
+def _whole_nodes_absorb(ports: NodeSet) -> NodeSet:
+    """Drop `(head, channel)` ports whose head is also listed whole: `L1.H3.q | L1.H3` as
+    a target means all of L1.H3's inputs once, not its query input twice."""
+    whole = {node for node, channel in ports if channel is None}
+    if not whole or len(whole) == len(ports):
+        return ports
+    return frozenset(p for p in ports if p[1] is None or p[0] not in whole)
 
 
 def lower_program(program: Program, lowerer: Lowerer | None = None

@@ -20,6 +20,7 @@ from ..core.diagnostics import CircuitError, Diagnostic, has_errors, unique_sort
 from ..core.graph import CircuitGraph
 from ..core.models import ModelRef
 from ..core.shapes import ModelShape
+from ..core.spans import Span
 from .analysis import graph_warnings
 from .check import CheckSpec, TaskSpec, check_program
 from .lower import Lowerer, lower_program
@@ -85,17 +86,31 @@ def _finish(path: str, program: Program, diagnostics: list[Diagnostic], check_fi
 def compile_file(path: str | Path, check_files: bool = True) -> Compiled:
     """Run the static pipeline on a file (and what it imports)."""
     path = Path(path)
-    program, diagnostics = load_program(path, str(path))
-    return _finish(str(path), program, diagnostics, check_files)
+    try:
+        program, diagnostics = load_program(path, str(path))
+        return _finish(str(path), program, diagnostics, check_files)
+    except RecursionError:
+        return _too_deep(str(path))
 
 
 def compile_text(text: str, path: str = "<string>", base_dir: Path | None = None,
                  check_files: bool = True) -> Compiled:
     """Run the static pipeline on source text; imports resolve against `base_dir`."""
-    module, diagnostics = parse_text(text, path)
-    anchor = (base_dir or Path.cwd()) / Path(path).name
-    program, more = resolve_module(module, anchor)
-    return _finish(path, program, diagnostics + more, check_files)
+    try:
+        module, diagnostics = parse_text(text, path)
+        anchor = (base_dir or Path.cwd()) / Path(path).name
+        program, more = resolve_module(module, anchor)
+        return _finish(path, program, diagnostics + more, check_files)
+    except RecursionError:
+        return _too_deep(path)
+
+
+def _too_deep(path: str) -> Compiled:
+    """The last line of defence of "never raises": nesting that slipped past the bounds of
+    each stage (E314 in lower, E315 in resolve, MAX_NESTING in parse) is still E314."""
+    return Compiled(path, None, diagnostics=(Diagnostic(
+        "E314", "definitions or imports are nested too deeply to compile", Span(path, 1, 1, 1, 2),
+        "in this file", "define the inner groups and circuits directly instead of through chains of names"),))
 
 
 def load(path: str | Path) -> Compiled:
