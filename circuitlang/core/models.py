@@ -20,6 +20,7 @@ builds (a test holds them together).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -174,84 +175,112 @@ _GEMMA3_TEXT_DEFAULTS = {"num_attention_heads": 8, "num_key_value_heads": 4, "he
 _HOOKED_FIELDS = ("n_layers", "n_heads", "d_model")
 
 
-def _positive_int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
+# The most circuitlang takes of each size: beyond them a config is a typo or a hostile
+# file, not a model (the largest published models have about 126 layers, 128 heads and
+# d_model 16384), and enumerating its components or allocating its weights would never end.
+SIZE_LIMITS: dict[str, int] = {
+    **dict.fromkeys(("n_layers", "n_layer", "num_hidden_layers"), 1024),
+    **dict.fromkeys(("n_heads", "n_head", "num_attention_heads", "num_key_value_heads", "n_key_value_heads"), 1024),
+    **dict.fromkeys(("d_model", "n_embd", "hidden_size"), 1 << 17),
+    **dict.fromkeys(("d_head", "head_dim"), 1 << 14),
+    "d_mlp": 1 << 20, "n_ctx": 1 << 20, "d_vocab": 1 << 22,
+}
+
+
+def _size_problem(key: str, raw: object, present: bool) -> str | None:
+    """What is wrong with size field `key` of a config (None: a positive integer within
+    its limit), as a phrase naming the field."""
+    if not present:
+        return f"`{key}` is missing"
+    if isinstance(raw, float) and not math.isfinite(raw):
+        shown = "a number beyond a float's range" if raw == raw else "not a number"
+    elif isinstance(raw, (str, int, float, bool, type(None))):
+        shown = json.dumps(raw)[:20]
+    else:
+        shown = f"a JSON {'array' if isinstance(raw, list) else 'object'}"
+    value = raw
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return value if isinstance(value, int) and value > 0 else None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return f"`{key}` (= {shown}) is not a positive integer"
+    if value > SIZE_LIMITS.get(key, 1 << 20):
+        return f"`{key}` (= {shown}) is more than {SIZE_LIMITS.get(key, 1 << 20)}, the most circuitlang takes"
+    return None
 
 
-def _fields(config: dict, keys: tuple[str, ...], name: str, kind: str, optional: tuple[str, ...] = ()) -> dict:
+def _fields(config: dict, keys: tuple[str, ...], label: str, kind: str, optional: tuple[str, ...] = ()) -> dict:
     """The positive integers `keys` (all required) and `optional` (None when absent or null)
-    of `config`; ShapeError E210 naming every missing or invalid one."""
+    of `config`; ShapeError E210 naming every missing, invalid or too large one."""
     found, bad = {}, []
     for key in keys + optional:
         raw = config.get(key)
-        value = _positive_int(raw)
-        if value is None and (key in keys or raw is not None):
-            bad.append(f"`{key}`" + ("" if key not in config else f" (= {json.dumps(raw)[:20]})"))
-        found[key] = value
+        problem = None if key in optional and raw is None else _size_problem(key, raw, key in config)
+        if problem:
+            bad.append(problem)
+        found[key] = None if problem or raw is None else int(raw)
     if bad:
-        raise ShapeError(f"config.json of `{name}` lacks a valid {', '.join(bad)}",
+        raise ShapeError(f"{label}: {'; '.join(bad)}",
                          f"a {kind} config.json needs positive integers {', '.join(keys)}", "E210")
     return found
 
 
-def _check_heads(name: str, heads: int, kv: int, d_model: int, d_head: int | None) -> None:
+def _check_heads(label: str, heads: int, kv: int, d_model: int, d_head: int | None) -> None:
     if heads % kv:
-        raise ShapeError(f"config.json of `{name}`: {heads} attention heads do not split into {kv} key/value heads",
+        raise ShapeError(f"{label}: {heads} attention heads do not split into {kv} key/value heads",
                          "the number of attention heads must be a multiple of the number of key/value heads",
                          "E210")
     if d_head is None and d_model % heads:
-        raise ShapeError(f"config.json of `{name}`: d_model {d_model} is not a multiple of {heads} heads",
+        raise ShapeError(f"{label}: d_model {d_model} is not a multiple of {heads} heads",
                          "give the head size as `head_dim`", "E210")
 
 
-def _hf_shape(config: dict, name: str, model_type: str) -> ModelShape:
+def _hf_shape(config: dict, name: str, label: str, model_type: str) -> ModelShape:
     kind = f"Hugging Face {model_type}"
     layers_key, heads_key, width_key, kv_key, default_d_head = HF_MODEL_TYPES[model_type]
     optional = (kv_key, "head_dim") if kv_key else ("head_dim",)
-    got = _fields(config, (layers_key, heads_key, width_key), name, kind, optional)
+    got = _fields(config, (layers_key, heads_key, width_key), label, kind, optional)
     heads, d_model = got[heads_key], got[width_key]
     kv = (got[kv_key] if kv_key else None) or heads
     d_head = got["head_dim"] or default_d_head
-    _check_heads(name, heads, kv, d_model, d_head)
+    _check_heads(label, heads, kv, d_model, d_head)
     parallel = model_type == "gpt_neox" and config.get("use_parallel_residual", True) is not False
     return ModelShape(name, got[layers_key], heads, d_model, parallel_attn_mlp=parallel,
                       source=f"Hugging Face config.json ({model_type})", d_head=d_head or 0, n_kv_heads=kv)
 
 
-def shape_from_config(config: dict, name: str) -> ModelShape:
+def shape_from_config(config: dict, name: str, where: Path | str | None = None) -> ModelShape:
     """A shape from a `config.json`: a Hugging Face one (by its `model_type`: gpt2,
     gpt_neox, llama, qwen2, olmo2, gemma, gemma2, gemma3_text, or a multimodal config whose
     `text_config` is one of these, as Gemma 3's), or HookedTransformerConfig fields
-    (`n_layers`, `n_heads`, `d_model`). Raises ShapeError E210 naming what is missing."""
+    (`n_layers`, `n_heads`, `d_model`). Every size must be a positive integer within
+    `SIZE_LIMITS`. Raises ShapeError E210 naming each bad field, and the file (`where`)."""
+    label = f"config.json of `{name}`" + (f" ({where})" if where else "")
     if "model_type" in config:
         model_type = config["model_type"]
         if not isinstance(model_type, str):
-            raise ShapeError(f"config.json of `{name}` has a `model_type` that is not a string", None, "E210")
+            raise ShapeError(f"{label} has a `model_type` that is not a string", None, "E210")
         text = config.get("text_config")
         if model_type not in HF_MODEL_TYPES and isinstance(text, dict):
             inner_type = text.get("model_type") or ("gemma3_text" if model_type == "gemma3" else None)
             if isinstance(inner_type, str) and inner_type in HF_MODEL_TYPES:
                 defaults = _GEMMA3_TEXT_DEFAULTS if inner_type == "gemma3_text" else {}
                 shape = _hf_shape({**defaults, **{k: v for k, v in text.items() if v is not None}}, name,
-                                  inner_type)
+                                  label, inner_type)
                 return replace(shape, source=f"Hugging Face config.json ({model_type}, text_config {inner_type})")
         if model_type not in HF_MODEL_TYPES:
-            raise ShapeError(f"config.json of `{name}` is a Hugging Face `{model_type}` model, "
+            raise ShapeError(f"{label} is a Hugging Face `{model_type[:40]}` model, "
                              "whose layout circuitlang does not read",
                              f"circuitlang reads the model types {', '.join(HF_MODEL_TYPES)}", "E210")
-        return _hf_shape(config, name, model_type)
+        return _hf_shape(config, name, label, model_type)
     if not any(key in config for key in _HOOKED_FIELDS):
-        raise ShapeError(f"config.json of `{name}` is neither a Hugging Face config (no `model_type`) "
+        raise ShapeError(f"{label} is neither a Hugging Face config (no `model_type`) "
                          "nor HookedTransformerConfig fields (no n_layers, n_heads, d_model)",
                          "a checkpoint directory holds config.json as save_pretrained or TransformerLens "
                          "writes it", "E210")
-    got = _fields(config, _HOOKED_FIELDS, name, "HookedTransformerConfig", ("d_head", "n_key_value_heads"))
+    got = _fields(config, _HOOKED_FIELDS, label, "HookedTransformerConfig",
+                  ("d_head", "n_key_value_heads", "d_mlp", "n_ctx", "d_vocab"))
     heads, kv = got["n_heads"], got["n_key_value_heads"] or got["n_heads"]
-    _check_heads(name, heads, kv, got["d_model"], got["d_head"])
+    _check_heads(label, heads, kv, got["d_model"], got["d_head"])
     return ModelShape(
         name=name, n_layers=got["n_layers"], n_heads=heads, d_model=got["d_model"],
         attn_only=bool(config.get("attn_only", False)),
@@ -261,14 +290,157 @@ def shape_from_config(config: dict, name: str) -> ModelShape:
     )
 
 
-def _read_config(config_path: Path, name: str) -> dict:
+def read_config(config_path: Path, name: str) -> dict:
+    """A config.json as a dict; ShapeError E210 when it cannot be read, is not JSON (or is
+    nested too deeply for the json module), or is not an object."""
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, ValueError) as err:
         raise ShapeError(f"cannot read {config_path}: {err}", None, "E210") from None
+    except RecursionError:
+        raise ShapeError(f"cannot read {config_path}: its JSON is nested too deeply",
+                         "a config.json is a flat object of model settings", "E210") from None
     if not isinstance(config, dict):
         raise ShapeError(f"{config_path} is not a JSON object", None, "E210")
     return config
+
+
+# ---------------------------------------------------------------------------------
+# A checkpoint's weights against its config (HookedTransformerConfig checkpoints)
+# ---------------------------------------------------------------------------------
+
+_MAX_HEADER = 100_000_000  # bytes; the safetensors library refuses larger headers too
+
+
+def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The shape of each tensor in a safetensors file, read from its header (8 bytes of
+    little-endian length, then JSON) without loading the weights or torch. ShapeError
+    E210 when the file is not a whole safetensors file."""
+    def broken(why: str) -> ShapeError:
+        return ShapeError(f"{path} is not a valid safetensors file ({why})",
+                          "write the weights again with safetensors' save_file", "E210")
+    try:
+        with open(path, "rb") as handle:
+            total = os.fstat(handle.fileno()).st_size
+            size = int.from_bytes(handle.read(8), "little")
+            if total < 8 or not 2 <= size <= min(total - 8, _MAX_HEADER):
+                raise broken("its header length does not fit the file")
+            header = json.loads(handle.read(size).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise broken(f"{type(err).__name__}: {str(err)[:80]}") from None
+    if not isinstance(header, dict):
+        raise broken("its header is not a JSON object")
+    shapes, end = {}, 0
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        shape = info.get("shape") if isinstance(info, dict) else None
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)
+                and isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(n, int) for n in offsets)):
+            raise broken(f"tensor `{key[:60]}` has no valid shape and offsets")
+        shapes[key], end = tuple(shape), max(end, offsets[1])
+    if end != total - 8 - size:
+        raise broken(f"it holds {total - 8 - size} bytes of data where its header describes {end}")
+    return shapes
+
+
+# The norm weights each `normalization_type` has (TransformerLens's layout).
+_NORM_WEIGHTS = {"LN": (True, True), "RMS": (True, False), "LNPre": (False, False), "RMSPre": (False, False),
+                 None: (False, False)}
+_NORM_FIX = {(True, True): '"LN"', (True, False): '"RMS"',
+             (False, False): 'null (no normalization) or "LNPre" (LayerNorm with its weights folded in)'}
+
+
+def _norm_problem(config: dict, tensors: dict) -> tuple[str, str] | None:
+    """Where `normalization_type` (TransformerLens's default "LN" when absent) disagrees
+    with the norm weights of block 0: (problem, help)."""
+    declared = config.get("normalization_type", "LN")
+    if declared not in _NORM_WEIGHTS:
+        return (f"`normalization_type` (= {json.dumps(declared)[:20]}) is not one of LN, RMS, LNPre, RMSPre, null",
+                "set it to the normalization the model was trained with")
+    has = ("blocks.0.ln1.w" in tensors, "blocks.0.ln1.b" in tensors)
+    if _NORM_WEIGHTS[declared] == has or has not in _NORM_FIX:
+        return None
+    said = f"(= {json.dumps(declared)})" if "normalization_type" in config else \
+        '(absent, which TransformerLens reads as "LN")'
+    weights = {(True, True): "LayerNorm weights and biases", (True, False): "RMSNorm weights without biases",
+               (False, False): "no norm weights"}[has]
+    return (f"`normalization_type` {said} does not fit the weights, which have {weights} (blocks.0.ln1)",
+            f'set "normalization_type": {_NORM_FIX[has]} in config.json')
+
+
+# TransformerLens's positional embeddings (anything else would silently be none in 3.x).
+_POSITIONAL = ("standard", "rotary", "shortformer", "alibi")
+
+
+def _weight_problems(config: dict, shape: ModelShape, tensors: dict) -> list[str]:
+    """Config fields the tensor shapes contradict, each naming the field."""
+    problems = []
+    blocks = {int(m.group(1)) for key in tensors if (m := re.match(r"blocks\.(\d+)\.", key))}
+    if len(blocks) != shape.n_layers:
+        problems.append(f"`n_layers` (= {shape.n_layers}) but the weights hold {len(blocks)} blocks")
+    expected = {
+        "embed.W_E": ((config.get("d_vocab"), "d_vocab"), (shape.d_model, "d_model")),
+        "pos_embed.W_pos": ((config.get("n_ctx"), "n_ctx"), (shape.d_model, "d_model")),
+        "blocks.0.attn.W_Q": ((shape.n_heads, "n_heads"), (shape.d_model, "d_model"), (shape.d_head, "d_head")),
+        "blocks.0.mlp.W_in": ((shape.d_model, "d_model"), (config.get("d_mlp"), "d_mlp")),
+        "unembed.W_U": ((shape.d_model, "d_model"), (config.get("d_vocab"), "d_vocab")),
+    }
+    for key, dims in expected.items():
+        got = tensors.get(key)
+        if got is None or len(got) != len(dims):
+            continue
+        for size, (want, field_name) in zip(got, dims):
+            if want is not None and want != size:
+                problems.append(f"`{field_name}` (= {want}) but {key} has {size} there (shape {list(got)})")
+                break
+    for field_name, key in (("d_vocab", "embed.W_E"), ("n_ctx", "pos_embed.W_pos")):
+        if config.get(field_name) is None and key in tensors:
+            problems.append(f"`{field_name}` is missing ({key} says {tensors[key][0]})")
+    w_in = tensors.get("blocks.0.mlp.W_in")
+    if config.get("d_mlp") is None and w_in is not None and len(w_in) == 2 and w_in[1] != 4 * shape.d_model:
+        problems.append(f"`d_mlp` is missing, which TransformerLens reads as 4 x d_model = {4 * shape.d_model}, "
+                        f"but blocks.0.mlp.W_in says {w_in[1]}")
+    positional = config.get("positional_embedding_type", "standard")
+    if positional not in _POSITIONAL:
+        problems.append(f"`positional_embedding_type` (= {json.dumps(positional)[:20]}) is not one of "
+                        f"{', '.join(_POSITIONAL)}")
+    elif (positional == "standard") != ("pos_embed.W_pos" in tensors):
+        problems.append(f"`positional_embedding_type` (= {json.dumps(positional)}) but the weights "
+                        f"{'have no' if positional == 'standard' else 'have'} pos_embed.W_pos")
+    has_mlp = "blocks.0.mlp.W_in" in tensors
+    if has_mlp == shape.attn_only:
+        problems.append(f"`attn_only` (= {json.dumps(shape.attn_only)}) but the weights "
+                        f"{'have' if has_mlp else 'have no'} MLPs")
+    return problems
+
+
+def check_checkpoint(config: dict, shape: ModelShape, weights_path: Path, name: str) -> None:
+    """Refuse a HookedTransformerConfig checkpoint whose config.json does not fit its
+    model.safetensors (read from its header only): ShapeError E210 naming the field."""
+    tensors = safetensors_shapes(weights_path)
+    label = f"config.json of `{name}` ({weights_path.parent / 'config.json'})"
+    problems = _weight_problems(config, shape, tensors)
+    if problems:
+        raise ShapeError(f"{label} does not fit {weights_path.name}: {'; '.join(problems[:3])}",
+                         "config.json and the weights must describe the same model: correct the field", "E210")
+    norm = _norm_problem(config, tensors)
+    if norm:
+        raise ShapeError(f"{label}: {norm[0]}", norm[1], "E210")
+
+
+def checkpoint_config(path: Path, name: str) -> tuple[dict, ModelShape]:
+    """The config and shape of the checkpoint directory `path`, checked: sizes valid and
+    within bounds, and, for HookedTransformerConfig fields with a model.safetensors, fitting
+    the weights. ShapeError E210 naming the field and the file otherwise."""
+    config_path = path / "config.json"
+    config = read_config(config_path, name)
+    shape = shape_from_config(config, name, config_path)
+    weights_path = path / "model.safetensors"
+    if "model_type" not in config and is_file(weights_path):
+        check_checkpoint(config, shape, weights_path, name)
+    return config, shape
 
 
 # ---------------------------------------------------------------------------------
@@ -348,7 +520,7 @@ def resolve_shape(ref: ModelRef) -> ModelShape:
             return KNOWN_SHAPES[canonical]
         cached = cached_config(name)
         if cached is not None:
-            shape = shape_from_config(_read_config(cached, name), name)
+            shape = shape_from_config(read_config(cached, name), name, cached)
             kind = shape.source.partition(" (")[2]  # "llama)", "HookedTransformerConfig fields)"
             return replace(shape, source=f"Hugging Face cache config.json ({kind}")
     candidate = ref.path()
@@ -362,7 +534,7 @@ def resolve_shape(ref: ModelRef) -> ModelShape:
                 help_ = (f"`{name}` is not in `circ models` nor in the Hugging Face cache ({hf_hub_cache()}); "
                          "download it once where there is network, or name a checkpoint directory")
             raise ShapeError(f"no checkpoint at `{name}` (looked for {config_path})", help_, "E210")
-        return shape_from_config(_read_config(config_path, name), name)
+        return checkpoint_config(candidate, name)[1]
     help_ = did_you_mean(name, list(KNOWN_SHAPES) + list(ALIASES)) or \
         "`circ models` lists the known models; a checkpoint directory can be named in quotes"
     raise ShapeError(f"unknown model `{name}`", help_)

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 
-from ...core.models import shape_from_config
+from ...core.models import ShapeError, checkpoint_config, shape_from_config
 from ...core.paths import is_file
 from ...core.shapes import ModelShape
 from .base import Attention, Hook, Layer, ModelLoadError, Norm, Site
-from .tl_common import TokensAndLogits, hook_name
+from .tl_common import TokensAndLogits, hook_name, read_weights
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -201,7 +201,12 @@ def _place(model: "HookedTransformer", device: str | torch.device, dtype: torch.
 def _load_state(model: "HookedTransformer", state: Mapping[str, torch.Tensor], what: str, assign: bool = False) -> None:
     """Load weights, refusing a state dict that does not fit the config; `assign` takes
     the tensors as they are instead of copying them (same dtype and device only)."""
-    missing, unexpected = model.load_state_dict(dict(state), strict=False, assign=assign)
+    try:
+        missing, unexpected = model.load_state_dict(dict(state), strict=False, assign=assign)
+    except RuntimeError as err:  # tensors of the wrong size: the config and the weights disagree
+        detail = str(err).strip().splitlines()
+        raise ModelLoadError(f"{what} does not fit its config: {detail[1].strip() if len(detail) > 1 else detail[0]}",
+                             "compare config.json's sizes with the weights' shapes") from None
     real_missing = [k for k in missing if not k.endswith(("IGNORE", "mask", "rotary_sin", "rotary_cos"))]
     if real_missing or unexpected:
         raise ModelLoadError(f"{what} does not fit its config: missing {real_missing[:3]}, "
@@ -227,18 +232,20 @@ def load_checkpoint(path: Path, name: str, device: str | torch.device = "cpu",
     if not is_file(config_path) or not is_file(weights_path):
         raise ModelLoadError(f"checkpoint `{name}` needs config.json and model.safetensors in {path}")
     try:
-        fields = json.loads(config_path.read_text(encoding="utf-8"))
+        fields, shape = checkpoint_config(path, name)
+    except ShapeError as err:
+        raise ModelLoadError(err.message, err.help) from None
+    try:
         cfg = HookedTransformerConfig(**{**fields, "device": device, "dtype": dtype})
-    except (TypeError, ValueError, json.JSONDecodeError) as err:
-        raise ModelLoadError(f"config.json of `{name}` is not a valid HookedTransformerConfig: {err}") from None
-    from safetensors.torch import load_file
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = HookedTransformer(cfg)
-    _load_state(model, load_file(str(weights_path), device=str(device)), f"model.safetensors of `{name}`")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = HookedTransformer(cfg)
+    except Exception as err:  # noqa: BLE001 - TransformerLens raises any kind for a config it cannot build
+        raise ModelLoadError(f"TransformerLens refuses the config of `{name}`: {type(err).__name__}: "
+                             f"{str(err)[:200]}", "correct the field it names in config.json") from None
+    _load_state(model, read_weights(weights_path, str(device)), f"model.safetensors of `{name}`")
     model.eval()
-    return TransformerLensBackend(model, name, shape_from_config(fields, name))
+    return TransformerLensBackend(model, name, shape)
 
 
 def load_pretrained(name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,

@@ -30,11 +30,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from ...core.models import shape_from_config
+from ...core.models import ShapeError, checkpoint_config, shape_from_config
 from ...core.paths import is_file
 from ...core.shapes import ModelShape
 from .base import Attention, Hook, Layer, ModelLoadError, Norm, Site, SiteKind
-from .tl_common import TokensAndLogits, hook_name
+from .tl_common import TokensAndLogits, hook_name, read_weights
 
 
 # Freezing a post-norm's divisor (eval.post_norms) edits `hook_scale` on purpose; the
@@ -337,9 +337,13 @@ def _native(config: Mapping[str, Any], state: Mapping[str, torch.Tensor], name: 
         cfg = TransformerBridgeConfig(**fields)
     except (TypeError, ValueError) as err:
         raise ModelLoadError(f"the config of `{name}` is not a valid TransformerBridgeConfig: {err}") from None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        bridge = TransformerBridge.boot_native(cfg, device="cpu", dtype=torch.float32, model_name=name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bridge = TransformerBridge.boot_native(cfg, device="cpu", dtype=torch.float32, model_name=name)
+    except Exception as err:  # noqa: BLE001 - TransformerLens raises any kind for a config it cannot build
+        raise ModelLoadError(f"TransformerLens refuses the config of `{name}`: {type(err).__name__}: "
+                             f"{str(err)[:200]}", "correct the field it names in config.json") from None
     weights = {key: value.to("cpu", torch.float32) for key, value in state.items()
                if not key.endswith(("IGNORE", "mask"))}
     try:
@@ -378,13 +382,11 @@ def load_checkpoint(path: Path, name: str, device: str | torch.device = "cpu",
     if not is_file(config_path) or not is_file(weights_path):
         raise ModelLoadError(f"checkpoint `{name}` needs config.json and model.safetensors in {path}")
     try:
-        fields = json.loads(config_path.read_text(encoding="utf-8"))
-    except (ValueError, json.JSONDecodeError) as err:
-        raise ModelLoadError(f"config.json of `{name}` is not valid JSON: {err}") from None
-    from safetensors.torch import load_file
-
-    bridge = _native(fields, load_file(str(weights_path)), name, f"model.safetensors of `{name}`", device, dtype)
-    return BridgeBackend(bridge, name, shape_from_config(fields, name))
+        fields, shape = checkpoint_config(path, name)
+    except ShapeError as err:
+        raise ModelLoadError(err.message, err.help) from None
+    bridge = _native(fields, read_weights(weights_path), name, f"model.safetensors of `{name}`", device, dtype)
+    return BridgeBackend(bridge, name, shape)
 
 
 def _boot_transformers(source: str, name: str, device: str | torch.device, dtype: torch.dtype) -> Any:

@@ -5,11 +5,12 @@ libraries spell alike (tokens, the plain forward pass).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from .base import Site, SiteKind
+from .base import ModelLoadError, Site, SiteKind
 
 _HOOKS = {
     SiteKind.RESID_PRE: "blocks.{layer}.hook_resid_pre",
@@ -52,3 +53,15 @@ class TokensAndLogits:
 
     def logits(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.model(tokens)
+
+
+def read_weights(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; ModelLoadError naming the file when it cannot be
+    read (truncated or corrupt past the header `core.models` checks, unreadable)."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device=device)
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own SafetensorError, OSError, ...
+        raise ModelLoadError(f"cannot read the weights in {path} ({type(err).__name__}: {str(err)[:120]})",
+                             "write the weights again with safetensors' save_file") from None
