@@ -37,8 +37,12 @@ def test_check_reports_every_problem_in_each_format(fmt: str) -> None:
 def test_check_json_is_machine_readable() -> None:
     result = circ("check", "--static", "--format", "json", "tests/fixtures/cli/broken.circ")
     payload = json.loads(result.stdout)
-    assert [d["code"] for d in payload] == ["E201", "E205", "E301"]
-    assert payload[0]["line"] == 6 and payload[0]["column"] == 22
+    assert payload["static"] is True and payload["passed"] is False
+    diagnostics = payload["diagnostics"]
+    assert [d["code"] for d in diagnostics] == ["E201", "E205", "E301"]
+    assert diagnostics[0]["line"] == 6 and diagnostics[0]["column"] == 22
+    assert [(f["file"], f["status"], f["passed"]) for f in payload["files"]] == [
+        ("tests/fixtures/cli/broken.circ", "errors", False)]
 
 
 def test_check_clean_file_exits_zero_and_directories_are_searched() -> None:

@@ -285,14 +285,31 @@ class Evaluator:
                   "gap": report.gap,
                   "completeness": report.completeness.worst_gap if report.completeness else float("nan")}
         value = values[expect.kind]
+        if not math.isfinite(value):
+            return ExpectResult(text, False, None, f"{expect.kind} undefined: {_undefined(expect.kind, report)}")
         detail = f"{expect.kind} = {value:.4f}"
         if expect.kind == "completeness" and report.completeness:
-            detail += f" (worst subset {', '.join(report.completeness.worst_subset)})"
-        return _compare(text, value, expect, detail, spans.get(expect.kind))
+            detail += f" (worst subset {', '.join(report.completeness.worst_subset) or 'empty'})"
+        span = spans.get(expect.kind)
+        if span is not None and not (math.isfinite(span.low) and math.isfinite(span.high)):
+            span = None  # some resample has m(model) = 0: no interval to give
+        return _compare(text, value, expect, detail, span)
+
+
+def _undefined(kind: str, report: CircuitReport) -> str:
+    """Why a measure has no value: the text a report shows instead of NaN."""
+    if kind == "ratio":
+        return f"m(model) = 0 under {report.metric}; use faithfulness or gap"
+    if kind == "completeness":
+        return "no completeness was measured"
+    return "the metric is not a finite number on these examples"
 
 
 def _compare(text: str, value: float, expect: ExpectSpec, detail: str, span: Interval | None = None
              ) -> ExpectResult:
+    if not math.isfinite(value):  # never NaN in a report: say why there is no value
+        return ExpectResult(text, False, None, f"{expect.kind} undefined: the metric is not a finite number "
+                                               f"on these examples")
     bound = expect.bound if expect.bound is not None else 0.0
     ops = {">=": value >= bound, "<=": value <= bound, ">": value > bound, "<": value < bound}
     passed = bool(ops.get(expect.comparison or ">=", False)) and math.isfinite(value)

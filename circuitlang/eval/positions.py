@@ -47,3 +47,17 @@ def position_mask(position: Position | None, named: Mapping[str, torch.Tensor], 
     mask = torch.zeros(index.shape[0], length)
     mask[torch.arange(index.shape[0]), index] = 1.0
     return mask
+
+
+def check_inside(position: Position, named: Mapping[str, torch.Tensor], lengths: torch.Tensor, edge: str) -> None:
+    """Refuse an edge whose position falls outside some example's own prompt (before its
+    first token, past its last, or in the padding of a shorter prompt), for every receiver
+    alike: the logits would otherwise read nothing there and silently score 0."""
+    index = position_index(position, named)
+    outside = (index < 0) | (index >= lengths.to(index.device))
+    if bool(outside.any()):
+        example = int(outside.nonzero()[0, 0])
+        raise PositionError(f"edge `{edge}`: position @{position} is {int(index[example])} in example "
+                            f"{example + 1}, outside its {int(lengths[example])} tokens",
+                            "use a position inside every prompt, e.g. a named one (@END) or one counted "
+                            "back from the end (@-1)")

@@ -29,8 +29,28 @@ def _span(value: dict | Interval | None) -> list | None:
     return [_num(low), _num(high)]
 
 
+def undefined(report: CircuitReport) -> dict[str, str]:
+    """Why each measure that is not a finite number has no value (shown instead of NaN)."""
+    reasons = {}
+    for key in ("m_model", "m_empty", "m_circuit", "faithfulness", "gap", "effect_se"):
+        if not math.isfinite(getattr(report, key)):
+            reasons[key] = "the metric is not a finite number on these examples"
+    if not math.isfinite(report.ratio):
+        reasons["ratio"] = (f"m(model) = 0 under {report.metric}" if report.m_model == 0
+                            else "the metric is not a finite number on these examples")
+    return reasons
+
+
+def fixed(value: float | None, digits: int = 4) -> str:
+    """A number with `digits` decimals, or `undefined` where it is not finite."""
+    if value is None or not math.isfinite(value):
+        return "undefined"
+    return f"{value:.{digits}f}"
+
+
 def report_json(report: CircuitReport) -> dict:
     data = asdict(report)
+    data["per_example"] = {k: [_finite(v) for v in values] for k, values in data["per_example"].items()}
     for key in ("m_model", "m_empty", "m_circuit", "faithfulness", "ratio", "gap", "effect_se"):
         data[key] = _num(data[key])
     data["faithfulness_interval"] = _span(data["faithfulness_interval"])
@@ -43,9 +63,29 @@ def report_json(report: CircuitReport) -> dict:
                        "superfluous": c["superfluous"]} for c in data["strong"]]
     data["sensitivity"] = [{"name": row["name"], "role": row["role"], "flagged": row["flagged"],
                             "values": {a: _num(v) for a, v in row["values"]}} for row in data["sensitivity"]]
+    if data["completeness"] is not None:
+        data["completeness"]["worst_gap"] = _finite(data["completeness"]["worst_gap"])
+        data["completeness"]["samples"] = _json_safe(data["completeness"]["samples"])
+    data["undefined"] = undefined(report)
     data["warnings"] = list(report.warnings)
     data["notes"] = list(report.notes)
     return data
+
+
+def _finite(value: float | None) -> float | None:
+    """A value as measured (not rounded), or None where it is not finite."""
+    return value if value is None or math.isfinite(value) else None
+
+
+def _json_safe(value):
+    """A value with every non-finite float replaced by null, at any depth (not rounded)."""
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
 
 
 def checks_json(path: str, checks: Sequence[CheckReport], problems: Sequence = ()) -> dict:
@@ -69,17 +109,24 @@ def value_text(value: float | None, span: Interval | None = None) -> str:
     """A measured value with its 95% interval when there is one: `0.9512 [0.93, 0.97]`."""
     if value is None:
         return ""
-    return f"{value:.4f}" + (f" [{span.low:.2f}, {span.high:.2f}]" if span is not None else "")
+    if not math.isfinite(value):
+        return "undefined"
+    if span is None or not (math.isfinite(span.low) and math.isfinite(span.high)):
+        return f"{value:.4f}"
+    return f"{value:.4f} [{span.low:.2f}, {span.high:.2f}]"
 
 
 def _summary_rows(report: CircuitReport) -> list[tuple[str, str]]:
+    why = undefined(report)
+    ratio = f"undefined ({why['ratio']})" if "ratio" in why else fixed(report.ratio)
     return [
         ("model / task", f"{report.model} / {report.task} ({report.n_examples} examples)"),
         ("ablation / metric", f"{report.ablation} / {report.metric}"),
-        ("m(model), m(empty), m(circuit)", f"{report.m_model:.4f}, {report.m_empty:.4f}, {report.m_circuit:.4f}"),
-        ("m(model) - m(empty), standard error", f"{report.m_model - report.m_empty:.4f}, {report.effect_se:.4f}"),
+        ("m(model), m(empty), m(circuit)",
+         f"{fixed(report.m_model)}, {fixed(report.m_empty)}, {fixed(report.m_circuit)}"),
+        ("m(model) - m(empty), standard error", f"{fixed(report.m_model - report.m_empty)}, {fixed(report.effect_se)}"),
         ("faithfulness [95% interval]", value_text(report.faithfulness, report.faithfulness_interval)),
-        ("ratio m(C)/m(M), gap abs(m(M) - m(C))", f"{report.ratio:.4f}, {report.gap:.4f}"),
+        ("ratio m(C)/m(M), gap abs(m(M) - m(C))", f"{ratio}, {fixed(report.gap)}"),
     ]
 
 
@@ -115,7 +162,7 @@ def _markdown_report(report: CircuitReport) -> list[str]:
                   for c in [*report.edges, *report.nodes]]
     if report.strong:
         lines += ["", "| node | strong minimality: widest delta f | with K removed |", "|---|---|---|"]
-        lines += [f"| `{c.name}` | {c.delta:.4f} | {_cell(', '.join(c.subset) or '(none)')} |" for c in report.strong]
+        lines += [f"| `{c.name}` | {fixed(c.delta)} | {_cell(', '.join(c.subset) or '(none)')} |" for c in report.strong]
     if report.completeness:
         c = report.completeness
         lines += ["", f"Completeness: worst gap {value_text(c.worst_gap, c.interval)} for "
@@ -126,7 +173,7 @@ def _markdown_report(report: CircuitReport) -> list[str]:
         lines += ["", "Ablation sensitivity (outside: share of the metric lost when the node alone is ablated "
                       "from the model; inside: delta f of the circuit):", "",
                   "| component | where | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
-        lines += [f"| `{r.name}` | {r.role} | " + " | ".join(f"{v:.3f}" for _, v in r.values) + " |" for r in rows]
+        lines += [f"| `{r.name}` | {r.role} | " + " | ".join(fixed(v, 3) for _, v in r.values) + " |" for r in rows]
     return lines + [""]
 
 
@@ -155,8 +202,10 @@ def print_terminal(console, path: str, checks: Sequence[CheckReport], details: b
                           f"({check.circuit.ablation} ablation)")
         report = check.circuit
         console.print(f"  faithfulness {value_text(report.faithfulness, report.faithfulness_interval)}  "
-                      f"(m(model) {report.m_model:.4f}, m(empty) {report.m_empty:.4f}, {report.ablation} ablation, "
+                      f"(m(model) {fixed(report.m_model)}, m(empty) {fixed(report.m_empty)}, {report.ablation} ablation, "
                       f"{report.metric}, {report.n_examples} examples)")
+        for key, why in undefined(report).items():
+            console.print(f"  {key} undefined: {escape(why)}")
         for warning in report.warnings:
             console.print(f"  [yellow]warning[/]: {escape(warning)}")
         for note in report.notes:
@@ -188,7 +237,7 @@ def _print_details(console, report: CircuitReport) -> None:
         table.add_column("widest delta f", justify="right")
         table.add_column("with K removed")
         for c in report.strong:
-            table.add_row(escape(c.name), f"{c.delta:.4f}", escape(", ".join(c.subset) or "(none)"))
+            table.add_row(escape(c.name), fixed(c.delta), escape(", ".join(c.subset) or "(none)"))
         console.print("strong minimality: for each node, the node set K that makes it matter most")
         console.print(table)
     if report.completeness:
@@ -203,7 +252,17 @@ def _print_details(console, report: CircuitReport) -> None:
         for name, _ in rows[0].values:
             table.add_column(name, justify="right")
         for row in rows:
-            table.add_row(escape(row.name), row.role, *(f"{v:.3f}" for _, v in row.values))
+            table.add_row(escape(row.name), row.role, *(fixed(v, 3) for _, v in row.values))
         console.print("ablation sensitivity: outside = share of the metric lost when the node alone is ablated "
                       "from the model; inside = delta f of the circuit")
         console.print(table)
+
+
+def console_for(stream):
+    """A rich Console on `stream`: on a terminal it fits the window; elsewhere (a CI log,
+    a pipe, a file) it never wraps, so a `... PASS` line stays one line."""
+    from rich.console import Console
+
+    if stream.isatty():
+        return Console(file=stream)
+    return Console(file=stream, width=100_000, soft_wrap=True)

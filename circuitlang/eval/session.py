@@ -28,6 +28,7 @@ from ..core.shapes import all_edges
 from .backends.base import Backend, Site, SiteKind, Unsupported
 from .engines.fast import FastEngine
 from .engines.reference import run_reference
+from .positions import check_inside
 from .post_norms import divisors, freeze, has_post_norms
 from .senders import SenderCache, cache_senders, head_outputs
 from .tasks.base import TaskData
@@ -64,6 +65,7 @@ class Session:
     _batches: list = field(default_factory=list, repr=False)
     _model_metric: torch.Tensor | None = field(default=None, repr=False)
     _empty_metric: torch.Tensor | None = field(default=None, repr=False)
+    _positions_checked: frozenset = field(default=frozenset(), repr=False)
 
     def __post_init__(self) -> None:
         backend = self.backend
@@ -180,6 +182,7 @@ class Session:
 
     def metric_of(self, variants: Sequence[CircuitGraph]) -> torch.Tensor:
         """m(C) per variant and example: [K, N]."""
+        self._check_positions(variants)
         chunk = self._chunk_size(variants)
         rows = []
         total = len(self._batches) * math.ceil(len(variants) / chunk)
@@ -195,6 +198,16 @@ class Session:
                     self.progress(done, total)
             rows.append(torch.cat(parts, dim=1))
         return torch.cat(rows, dim=0)
+
+    def _check_positions(self, variants: Sequence[CircuitGraph]) -> None:
+        """Every edge position lies inside every example's prompt (a PositionError if not)."""
+        seen = set(self._positions_checked)
+        for variant in variants:
+            for edge in variant.edges:
+                if edge.position is not None and edge.position not in seen:
+                    check_inside(edge.position, self.data.positions, self.data.prompt_lengths, str(edge))
+                    seen.add(edge.position)
+        self._positions_checked = frozenset(seen)
 
     def _run(self, clean, ablated: SenderCache, variants, named) -> torch.Tensor:
         try:

@@ -30,6 +30,9 @@ class TaskData:
 
     `readout[i]` is the position whose next-token logits the metric reads (END);
     `positions` maps each named position (END included) to an [N] tensor of indices.
+    `lengths` [N] is each prompt's own length when prompts of different lengths were
+    right-padded to P (a JSONL file); None when every prompt fills all P tokens. An edge
+    position must fall inside its example's own prompt, never in the padding.
     """
 
     clean: torch.Tensor  # [N, P] int64
@@ -38,8 +41,12 @@ class TaskData:
     wrong: torch.Tensor  # [N] int64
     positions: Mapping[str, torch.Tensor] = field(default_factory=dict)
     name: str = ""
+    lengths: torch.Tensor | None = None  # [N] int64, or None: every prompt has P tokens
 
     def __post_init__(self) -> None:
+        if self.clean.dim() != 2 or self.clean.shape[0] == 0 or self.clean.shape[1] == 0:
+            raise TaskError(f"the task has no examples (clean is {tuple(self.clean.shape)})",
+                            help="generate at least one example: `n` must be 1 or more")
         n, p = self.clean.shape
         if self.corrupt.shape != (n, p):
             raise TaskError(f"clean is {tuple(self.clean.shape)} but corrupt is {tuple(self.corrupt.shape)}")
@@ -48,8 +55,15 @@ class TaskData:
         if "END" not in self.positions:
             object.__setattr__(self, "positions", {**self.positions, "END": torch.full((n,), p - 1)})
         for name, index in self.positions.items():
-            if index.shape != (n,) or int(index.min()) < 0 or int(index.max()) >= p:
+            if index.shape != (n,) or int(index.min()) < 0 or bool((index >= self.prompt_lengths).any()):
                 raise TaskError(f"position {name} is out of range for {p} tokens")
+
+    @property
+    def prompt_lengths(self) -> torch.Tensor:
+        """Each example's own prompt length [N] (P for every example unless padded)."""
+        if self.lengths is not None:
+            return self.lengths
+        return torch.full((self.clean.shape[0],), self.clean.shape[1])
 
     @property
     def readout(self) -> torch.Tensor:
@@ -61,7 +75,8 @@ class TaskData:
     def select(self, index: slice | torch.Tensor) -> "TaskData":
         """A subset of the examples (a batch)."""
         return TaskData(self.clean[index], self.corrupt[index], self.answer[index], self.wrong[index],
-                        {k: v[index] for k, v in self.positions.items()}, self.name)
+                        {k: v[index] for k, v in self.positions.items()}, self.name,
+                        None if self.lengths is None else self.lengths[index])
 
 
 Generator = Callable[..., TaskData]  # fn(backend, *, n=256, seed=0, **kwargs) -> TaskData

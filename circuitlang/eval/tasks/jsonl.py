@@ -18,6 +18,9 @@ import torch
 from ..backends.base import Backend
 from .base import TaskData, TaskError
 
+HELP_SCHEMA = ('each line is an object like {"clean": [0, 5, 7], "corrupt": [0, 6, 7], "answer": 5, "wrong": 6} '
+               '(docs/evaluation.md, "JSONL files")')
+
 
 def _tokens(value: Any, model: "Backend | None", what: str, path: str, line: int) -> list[int]:
     if isinstance(value, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in value):
@@ -69,19 +72,24 @@ def load_jsonl(path: Path, model: "Backend | None" = None, name: str = "") -> Ta
             obj = json.loads(text)
         except json.JSONDecodeError as err:
             raise TaskError(f"invalid JSON: {err.msg}", shown, number) from None
+        except RecursionError:
+            raise TaskError("invalid example: JSON nested too deeply", shown, number,
+                            HELP_SCHEMA) from None
+        except ValueError as err:  # e.g. an integer with thousands of digits
+            raise TaskError(f"invalid JSON: {err}", shown, number) from None
         if not isinstance(obj, dict):
             raise TaskError("each line must be a JSON object", shown, number)
         missing = [k for k in ("clean", "corrupt", "answer", "wrong") if k not in obj]
         if missing:
-            raise TaskError(f"missing field(s): {', '.join(missing)}", shown, number,
-                            'each line needs "clean", "corrupt", "answer" and "wrong"')
+            raise TaskError(f"missing field(s): {', '.join(missing)}", shown, number, HELP_SCHEMA)
         clean = _tokens(obj["clean"], model, "clean", shown, number)
         corrupt = _tokens(obj["corrupt"], model, "corrupt", shown, number)
         if len(clean) != len(corrupt):
             raise TaskError(f"clean has {len(clean)} tokens but corrupt has {len(corrupt)}", shown, number,
                             "corrupted prompts must line up token for token with the clean ones")
         positions = obj.get("positions", {})
-        if not isinstance(positions, dict) or not all(isinstance(v, int) for v in positions.values()):
+        if not isinstance(positions, dict) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                      for v in positions.values()):
             raise TaskError("`positions` must map names to token indices", shown, number)
         resolved = {}
         for key, index in positions.items():
@@ -93,7 +101,7 @@ def load_jsonl(path: Path, model: "Backend | None" = None, name: str = "") -> Ta
         rows.append((clean, corrupt, _answer(obj["answer"], model, "answer", shown, number),
                      _answer(obj["wrong"], model, "wrong", shown, number), resolved))
     if not rows:
-        raise TaskError("the file has no examples", shown)
+        raise TaskError("the file has no examples", shown, help=HELP_SCHEMA)
     names = set(rows[0][4])
     for i, row in enumerate(rows):
         if set(row[4]) != names:
@@ -108,4 +116,5 @@ def load_jsonl(path: Path, model: "Backend | None" = None, name: str = "") -> Ta
         wrong=torch.tensor([r[3] for r in rows]),
         positions={k: torch.tensor([r[4][k] for r in rows]) for k in names},
         name=name or path.stem,
+        lengths=torch.tensor([len(r[0]) for r in rows]),
     )
