@@ -14,6 +14,8 @@ error, the written file's header, and `--json`. Imports torch only when it runs 
 from __future__ import annotations
 
 import json
+import math
+import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ import click
 from ..core.ablations import ABLATIONS
 from ..core.errors import CircuitlangError
 from ..core.metrics import METRICS
-from .common import ProgressBar, UsageError, compile_or_fail, model_options
+from .common import ProgressBar, UsageError, check_writable, compile_or_fail, model_options, write_output
 
 EXAMPLES = """
 \b
@@ -85,7 +87,8 @@ def _task(spec: str):
 @click.option("--steps", type=click.IntRange(1), default=5, show_default=True, help="eap-ig: integration steps.")
 @click.option("--ablation", type=click.Choice(ABLATIONS.names()), help="Override the task's ablation.")
 @click.option("--metric", type=click.Choice(METRICS.names()), help="Override the task's metric.")
-@click.option("--name", default="found", show_default=True, help="Name of the circuit written.")
+@click.option("--name", default="found", show_default=True,
+              help="Name of the circuit written (letters, digits and _, not a keyword).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the .circ here (default: stdout).")
 @click.option("--curve", "curve_path", type=click.Path(path_type=Path),
               help="Write the faithfulness curve over MIB's edge fractions, with CPR and CMD, as JSON.")
@@ -121,6 +124,7 @@ def discover(task_spec: str, model_name: str | None, method: str, k: int | None,
     from ..eval.tasks.registry import task_data
     from ..lang.write import graph_to_circ
 
+    _check_arguments(name, threshold, target, output, curve_path, plot_path, json_path)
     entry = METHODS[method]
     choices = [x is not None for x in (k, threshold, target)]
     if prune is None:  # what was asked for is what is written: K edges are K edges
@@ -133,6 +137,7 @@ def discover(task_spec: str, model_name: str | None, method: str, k: int | None,
         raise UsageError("--curve and --plot need a ranking of edges (" +
                          ", ".join(m.name for m in METHODS.values() if m.ranks_edges) + ")")
     compiled, task = _task(task_spec)
+    _refuse_overwriting(Path(compiled.path), output, curve_path, plot_path, json_path)
     problem = entry.refusal(METRICS[metric or task.metric])
     if problem:
         raise UsageError(f"--method {method} with metric {metric or task.metric}: {problem}")
@@ -140,8 +145,8 @@ def discover(task_spec: str, model_name: str | None, method: str, k: int | None,
     if ref is None:
         raise UsageError(f"{compiled.path} declares no model; pass --model")
     backend = model_for(ref, device, dtype)
-    session = Session(backend, task_data(task, backend, seed), ablation or task.ablation, metric or task.metric,
-                      batch_size)
+    session = Session(backend, _task_data(task_data, task, backend, seed), ablation or task.ablation,
+                      metric or task.metric, batch_size)
     evaluator = Evaluator(session)
     for note in session.notes:
         click.echo(f"note: {note}", err=True)
@@ -167,7 +172,7 @@ def discover(task_spec: str, model_name: str | None, method: str, k: int | None,
                   "circuit": None if circuit is None else {"name": name, "edges": len(circuit.edges),
                                                            "faithfulness": faith},
                   "warnings": warnings}
-        json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_output(json_path, json_text(report), "--json")
     for line in lines:
         click.echo(line, err=True)
     for warning in warnings:
@@ -177,19 +182,25 @@ def discover(task_spec: str, model_name: str | None, method: str, k: int | None,
     if circuit is None:
         raise CircuitlangError(chosen.selection.summary() if chosen.selection else "no circuit found",
                                "lower --target, or use another method (the curve is in --json)")
+    if not circuit.edges:
+        raise CircuitlangError(f"no circuit: {chosen.how} keeps no edge", chosen.empty_help)
     header = [f"found by `circ discover` ({chosen.how}) on task `{task.name}` of {compiled.path}",
-              f"{_count(len(circuit.edges), 'edge')}; faithfulness {faith:.4f} under {session.ablation} ablation, "
+              f"{_count(len(circuit.edges), 'edge')}; faithfulness {_f4(faith)} under {session.ablation} ablation, "
               f"{session.metric}"]
     header += [part for line in lines + [f"warning: {w}" for w in warnings]
                for part in textwrap.wrap(line, 100, subsequent_indent="  ")]
-    rounded = {e: {key: float(f"{v:.6g}") if isinstance(v, float) else v for key, v in notes.items()}
+    rounded = {e: {key: float(f"{v:.6g}") if isinstance(v, float) else v for key, v in notes.items()
+                   if not isinstance(v, float) or math.isfinite(v)}
                for e, notes in circuit.annotations.items()}
     circuit = CircuitGraph(circuit.nodes, circuit.edges, circuit.model, circuit.name, circuit.level,
                            circuit.doc, rounded)
-    text = graph_to_circ(circuit, backend.name, header)
+    met = chosen.selection.target if chosen.selection is not None else None
+    check = _check_block(compiled.path, task.name, name, faith, met, output,
+                         {"ablation": ablation, "metric": metric}, seed) if model_name is None else ""
+    text = graph_to_circ(circuit, _written_model(ref, backend.name, output), header) + check
     if output:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output} (circuit {name}: {len(circuit.edges)} edges, faithfulness {faith:.4f})",
+        write_output(output, text)
+        click.echo(f"wrote {output} (circuit {name}: {len(circuit.edges)} edges, faithfulness {_f4(faith)})",
                    err=True)
     else:
         click.echo(text, nl=False)
@@ -203,6 +214,7 @@ class _Chosen:
     circuit: object
     how: str
     selection: object = None
+    empty_help: str | None = None  # what to do when the rule keeps no edge
 
     def lines(self) -> list[str]:
         return [f"selected: {self.selection.summary()}"] if self.selection is not None else []
@@ -217,16 +229,117 @@ def _select(evaluator, found, k: int | None, threshold: float | None, target: fl
     from ..discovery import select
 
     if found.scores is None:
-        return _Chosen(found.circuit.renamed(name), found.how)
+        return _Chosen(found.circuit.renamed(name), found.how,
+                       empty_help="lower --tau: every edge changed faithfulness by less than it")
     scores = found.scores
     if k is not None:
         return _Chosen(select.top_edges(scores, k, name=name), f"{found.how}, top {k} edges")
     if threshold is not None:
-        return _Chosen(select.by_threshold(scores, threshold, name=name), f"{found.how}, score >= {threshold:g}")
+        best = max((v for v in scores.values() if math.isfinite(v)), default=None)
+        return _Chosen(select.by_threshold(scores, threshold, name=name), f"{found.how}, score >= {threshold:g}",
+                       empty_help="lower --threshold" + (f"; the highest score is {best:.6g}" if best is not None
+                                                         else "; no edge has a finite score"))
     goal = 0.95 if target is None else target
     selection = select.select_by_target(evaluator, scores, goal, max_points=curve_points, name=name,
                                         progress=progress)
     return _Chosen(selection.circuit, f"{found.how}, fewest top edges reaching faithfulness {goal:g}", selection)
+
+
+def _check_arguments(name: str, threshold: float | None, target: float | None, *outputs: Path | None) -> None:
+    """Refuse, before any work, what would fail after it: a name the written file cannot
+    parse, a non-finite --threshold or --target, an output path that cannot be written."""
+    from ..present.interop.names import is_circuit_name
+
+    if not is_circuit_name(name):
+        raise UsageError(f"--name `{name}` cannot name a circuit", "use letters, digits and _, not a keyword")
+    for option, value in (("--threshold", threshold), ("--target", target)):
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"{option} must be a finite number, not {value}")
+    for option, path in zip(("-o", "--curve", "--plot", "--json"), outputs):
+        check_writable(path, option)
+
+
+def _refuse_overwriting(task_file: Path, *outputs: Path | None) -> None:
+    """An output path that is the task's file would destroy it (and the written file imports it)."""
+    for option, path in zip(("-o", "--curve", "--plot", "--json"), outputs):
+        if path is not None and path.exists() and os.path.samefile(path, task_file):
+            raise UsageError(f"{option} {path} is the task's file; writing there would replace it",
+                             "write to another file")
+
+
+def _task_data(task_data, task, backend, seed):
+    """The task's examples; a bad data file is reported at its line, as `circ check` does."""
+    from ..eval.tasks.base import TaskError
+
+    try:
+        return task_data(task, backend, seed)
+    except TaskError as err:
+        where = f"{err.path}:{err.line}: " if err.path and err.line else (f"{err.path}: " if err.path else "")
+        raise CircuitlangError(f"{where}task `{task.name}`: {err.message}", err.help) from None
+
+
+def _written_model(ref, name: str, output: Path | None) -> str:
+    """The model as the written file must name it: a relative checkpoint directory is
+    rewritten against the folder the file is written to (stdout: the current folder)."""
+    from ..core.models import ALIASES, KNOWN_SHAPES
+
+    path = ref.path()
+    known = not ref.quoted and ALIASES.get(ref.name, ref.name) in KNOWN_SHAPES
+    if known or ref.is_zoo or Path(ref.name).is_absolute() or not (path / "config.json").is_file():
+        return name
+    return _relative(path, output)
+
+
+def _relative(path: Path, output: Path | None) -> str:
+    """`path` relative to the folder of `output` (stdout: the current folder), never bare."""
+    folder, target = (output.parent if output is not None else Path(".")).resolve(), path.resolve()
+    if os.path.commonpath([folder, target]) == os.path.commonpath([target, target.anchor]):
+        return target.as_posix()  # nothing in common but the root: an absolute path reads better
+    rel = Path(os.path.relpath(target, folder)).as_posix()
+    return rel if "/" in rel else f"./{rel}"
+
+
+def _check_block(task_file: str, task_name: str, name: str, faith: float, target: float | None,
+                 output: Path | None, overrides: dict, seed: int | None) -> str:
+    """An import of the task's file and a `check` of the circuit on that task, expecting the
+    faithfulness it was found with (the target met, else the measured f rounded down to two
+    decimals), so that `circ check` on the written file measures it again. Empty when f is
+    not a number. `--seed` changes the data, which a check cannot: the comment says so."""
+    if not math.isfinite(faith) or not -10 <= faith <= 10:
+        return ""
+    path = _relative(Path(task_file), output)
+    if '"' in path or "\\" in path:
+        return ""
+    bound = math.floor(faith * 100) / 100
+    if target is not None:
+        bound = min(target, bound)
+    alias = "task_source" if name != "task_source" else "task_source_file"
+    options = ", ".join(f"{key} = {value}" for key, value in overrides.items() if value is not None)
+    note = f" (found with --seed {seed}; the check uses the task's own data)" if seed is not None else ""
+    return (f'\n// the task it was found on: `circ check` on this file measures its faithfulness again{note}\n'
+            f'import "{path}" as {alias}\n\n'
+            f"check {name} on {alias}.{task_name}{' with ' + options if options else ''} {{\n"
+            f"    expect faithfulness >= {bound:g}\n}}\n")
+
+
+def json_text(data: object) -> str:
+    """JSON with every non-finite number written as null (NaN and Infinity are not JSON)."""
+    return json.dumps(_finite(data), indent=2, allow_nan=False) + "\n"
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _f4(value: float, digits: int = 4) -> str:
+    """A faithfulness for people: `undefined` when it is not a number."""
+    return f"{value:.{digits}f}" if math.isfinite(value) else "undefined"
 
 
 def _faithfulness(evaluator, circuit) -> float:
@@ -248,7 +361,7 @@ class _Pruned:
         removed, left = self.dead + self.unfed, len(self.circuit.edges)
         out = [f"pruned: {_count(removed, 'edge')} the circuit cannot use ({self.dead} into nodes with no path "
                f"to logits, {self.unfed} out of nodes no path from embed feeds): {_count(left, 'edge')} left, "
-               f"faithfulness {self.f_after:.4f} (before: {self.f_before:.4f})" if removed else
+               f"faithfulness {_f4(self.f_after)} (before: {_f4(self.f_before)})" if removed else
                "pruned: nothing; every edge can change the metric"]
         if self.kept_unfed:
             out.append(f"kept the edges out of {', '.join(self.kept_unfed)}: no path from embed feeds "
@@ -259,7 +372,7 @@ class _Pruned:
     def warnings(self) -> list[str]:
         if abs(self.f_after - self.f_before) <= PRUNE_TOLERANCE or self.f_before != self.f_before:
             return []
-        return [f"pruning changed the measured faithfulness from {self.f_before:.6f} to {self.f_after:.6f}; "
+        return [f"pruning changed the measured faithfulness from {_f4(self.f_before, 6)} to {_f4(self.f_after, 6)}; "
                 "it should not (please report this)"]
 
     def to_json(self) -> dict:
@@ -300,10 +413,10 @@ def _write_cpr(evaluator, scores, curve_path: Path | None, plot_path: Path | Non
 
     curve = select.cpr_cmd(evaluator, scores)
     if curve_path:
-        curve_path.write_text(json.dumps({"method": method, **curve}, indent=2) + "\n", encoding="utf-8")
-        click.echo(f"wrote {curve_path} (CPR {curve['cpr']:.4f}, CMD {curve['cmd']:.4f})", err=True)
+        write_output(curve_path, json_text({"method": method, **curve}), "--curve")
+        click.echo(f"wrote {curve_path} (CPR {_f4(curve['cpr'])}, CMD {_f4(curve['cmd'])})", err=True)
     if plot_path:
         points = [(p["fraction"], p["faithfulness"]) for p in curve["curve"]]
-        plot_path.write_text(curve_svg(points, f"{method} on {task_name}",
-                                       f"CPR {curve['cpr']:.3f}, CMD {curve['cmd']:.3f}"), encoding="utf-8")
+        write_output(plot_path, curve_svg(points, f"{method} on {task_name}",
+                                          f"CPR {_f4(curve['cpr'], 3)}, CMD {_f4(curve['cmd'], 3)}"), "--plot")
         click.echo(f"wrote {plot_path}", err=True)

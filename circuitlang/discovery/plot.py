@@ -17,7 +17,9 @@ WIDTH, HEIGHT, MARGIN = 480, 300, 50
 
 
 def curve_svg(points: Sequence[tuple[float, float]], title: str = "", note: str = "") -> str:
-    """An SVG line chart of (edge fraction, faithfulness) points."""
+    """An SVG line chart of (edge fraction, faithfulness) points; points that are not
+    finite numbers (an undefined faithfulness) are left out, never drawn as NaN."""
+    points = [(x, y) for x, y in points if math.isfinite(x) and math.isfinite(y)]
     xs = [math.log10(max(x, 1e-6)) for x, _ in points]
     ys = [y for _, y in points]
     x_lo, x_hi = (min(xs), max(xs)) if xs else (-3.0, 0.0)

@@ -57,9 +57,16 @@ def top_edges(scores: Mapping[Edge, float], k: int, absolute: bool = False, name
 
 def by_threshold(scores: Mapping[Edge, float], tau: float, absolute: bool = False, name: str = "discovered",
                  model: str | None = None) -> CircuitGraph:
-    """Every edge with score >= tau (|score| >= tau with `absolute`)."""
+    """Every edge with score >= tau (|score| >= tau with `absolute`); tau must be finite."""
+    _finite("tau", tau)
     kept = [e for e in ranking(scores, absolute) if (abs(scores[e]) if absolute else scores[e]) >= tau]
     return _circuit(kept, scores, name, model)
+
+
+def _finite(what: str, value: float) -> None:
+    """A NaN or infinite bound compares false with every score: refuse it, do not select nothing."""
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, not {value}")
 
 
 def _evaluator(target: Session | Evaluator) -> Evaluator:
@@ -165,9 +172,10 @@ class Selection:
 
     @property
     def best_below(self) -> tuple[int, float] | None:
-        """The highest measured point below the chosen k (or anywhere, if none reaches)."""
+        """The highest measured point below the chosen k (or anywhere, if none reaches); an
+        undefined f (NaN: the model and the empty circuit score the same) is no point."""
         limit = self.k if self.k is not None else self.curve.total + 1
-        below = [(k, f) for k, f in self.curve.points() if k < limit]
+        below = [(k, f) for k, f in self.curve.points() if k < limit and math.isfinite(f)]
         return max(below, key=lambda p: (p[1], -p[0])) if below else None
 
     def measured_text(self) -> str:
@@ -184,7 +192,9 @@ class Selection:
             best = self.best_below
             return (f"no measured top-k circuit reaches faithfulness {self.target:g} (best: "
                     f"{best[1]:.4f} at k = {best[0]}); {self.measured_text()}") if best else \
-                f"no edges to choose from for faithfulness {self.target:g}"
+                (f"no measured top-k circuit reaches faithfulness {self.target:g}: faithfulness is undefined "
+                 "(the model and the empty circuit score the same)" if self.curve.total else
+                 f"no edges to choose from for faithfulness {self.target:g}")
         se = f" ± {self.stderr:.4f}" if self.stderr is not None else ""
         return (f"k = {self.k} of {self.curve.total} ranked edges, the smallest k whose measured faithfulness "
                 f"reaches {self.target:g} (f = {self.faithfulness:.4f}{se}); {self.measured_text()}")
@@ -327,6 +337,7 @@ def select_by_target(evaluator, scores: Mapping[Edge, float], target: float, abs
     less than its standard error; gaps below k were left unmeasured.
     `evaluator` is an Evaluator (or a Session, or anything with `faithfulness(variants)`).
     """
+    _finite("target", target)
     evaluator = _evaluator(evaluator)
     order = ranking(scores, absolute)
     total = len(order)

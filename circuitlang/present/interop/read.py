@@ -23,9 +23,10 @@ with a warning (W610). MLP nodes of an attention-only model are accepted as long
 selected edge touches them (EAP-IG writes them for every model).
 
 What is written: every edge of the model, `in_graph` true for the circuit's edges, each
-edge's `score` annotation where it has one and `null` elsewhere (or a fill value), and a
-`cfg` with EAP-IG's four keys plus `model_name` (so that `zoo:gpt2-random` and `gpt2`, which
-share a shape, import back as themselves). Positions cannot be written: a circuit with
+edge's `score` annotation where it has one and `unscored` elsewhere (`null`, or a number,
+which current EAP-IG needs), and a `cfg` with EAP-IG's four keys plus `model_name` (so that
+`zoo:gpt2-random` and `gpt2`, which share a shape, import back as themselves) and `unscored`
+(the fill value, read back here as "no score"). Positions cannot be written: a circuit with
 positions is an error (E608) unless `drop_positions`, which merges an edge's positions into
 one edge and sums their scores (attribution scores add up over positions), with W609.
 
@@ -121,6 +122,11 @@ class _Report:
                                     d.label, d.help)
         return out
 
+    def shown(self, code: str) -> bool:
+        """Whether the next diagnostic of this code will be shown: compute its message (and
+        its did-you-mean suggestion, slow for thousands of bad names) only then."""
+        return self.counts[code] < MAX_PER_CODE
+
     @property
     def has_errors(self) -> bool:
         return any(d.is_error for d in self.items)
@@ -145,6 +151,9 @@ def read_mib(text: str, *, source: str, model: str | None = None, include: Inclu
         span = Span(source, err.lineno, err.colno, err.lineno, err.colno + 1)
         return None, [Diagnostic("E601", f"invalid JSON: {err.msg}", span, err.msg.lower(),
                                  "EAP-IG and MIB write graphs with Python's json.dump; is the file complete?")]
+    except RecursionError:  # arrays or objects nested thousands deep: no graph is
+        return None, [Diagnostic("E601", "invalid JSON: nested too deeply to read", Span(source, 1, 1, 1, 2),
+                                 "nested too deeply", "a graph is three levels deep: cfg, nodes and edges")]
     return graph_from_mib(data, source=source, model=model, include=include, name=name, text=text)
 
 
@@ -193,7 +202,7 @@ def graph_from_mib(data: object, *, source: str, model: str | None = None, inclu
     if shape is None or report.has_errors:
         return None, report.finish()
     _check_nodes(data.get("nodes") or {}, shape, loc, report)
-    chosen, scores = _read_edges(data["edges"], shape, include, loc, report)
+    chosen, scores = _read_edges(data["edges"], shape, include, loc, report, _fill(cfg))
     if report.has_errors:
         return None, report.finish()
     notes = {e: {"score": scores[e]} for e in chosen if scores.get(e) is not None}
@@ -297,8 +306,8 @@ def _check_nodes(nodes: dict, shape: ModelShape, loc: _Locator, report: _Report)
     for key, value in nodes.items():
         node = parse_node_name(key)
         if node is None or not _in_format(node, shape):
-            message, help_ = _unknown(key, node, shape)
-            report.add("E603", message, loc.key(key, "nodes"), "unknown node", help_)
+            message, help_ = _unknown(key, node, shape) if report.shown("E603") else ("", None)
+            report.add("E603", message, lambda key=key: loc.key(key, "nodes"), "unknown node", help_)
             continue
         if isinstance(value, dict):
             if value.get("neurons") is not None and not neurons:
@@ -307,11 +316,17 @@ def _check_nodes(nodes: dict, shape: ModelShape, loc: _Locator, report: _Report)
                            "component's output)", loc.key("neurons"), "neuron mask")
         elif not isinstance(value, bool) and value is not None:
             report.add("E602", f"node `{key}` must map to an object or a boolean, not {_kind(value)}",
-                       loc.key(key, "nodes"))
+                       lambda key=key: loc.key(key, "nodes"))
+
+
+def _fill(cfg: dict) -> float | None:
+    """The score `circ export` wrote for edges without one (its cfg key `unscored`), or None."""
+    value = cfg.get("unscored")
+    return None if isinstance(value, bool) else _finite(value) if isinstance(value, (int, float)) else None
 
 
 def _read_edges(edges: dict, shape: ModelShape, include: Include, loc: _Locator,
-                report: _Report) -> tuple[list[Edge], dict[Edge, float | None]]:
+                report: _Report, fill: float | None = None) -> tuple[list[Edge], dict[Edge, float | None]]:
     listed: list[tuple[Edge, bool]] = []
     scores: dict[Edge, float | None] = {}
     for key, value in edges.items():
@@ -332,13 +347,18 @@ def _read_edges(edges: dict, shape: ModelShape, include: Include, loc: _Locator,
         if edge is None:
             continue
         listed.append((edge, bool(in_graph)))
-        scores[edge] = float(score) if score is not None and math.isfinite(score) else None
+        value = _finite(score)
+        scores[edge] = None if fill is not None and value == fill else value
     if include == "in_graph":
         chosen = [e for e, flag in listed if flag]
     elif include == "all":
         chosen = [e for e, _ in listed]
     elif isinstance(include, int) and not isinstance(include, bool) and include >= 0:
         ranked = sorted((e for e, _ in listed if scores[e] is not None), key=Edge.sort_key)
+        if listed and not ranked and include > 0:
+            report.add("E611", f"--top {include} ranks edges by score, and none of the {len(listed)} edges listed "
+                       "has one", lambda: loc.key("edges"), "no scores",
+                       "import the edges marked in_graph (no --top), or every edge listed (--all)")
         ranked.sort(key=lambda e: -abs(scores[e]))  # type: ignore[arg-type]
         chosen = ranked[:include]
     else:
@@ -348,9 +368,22 @@ def _read_edges(edges: dict, shape: ModelShape, include: Include, loc: _Locator,
     for e in bad:
         mlp = e.sender if e.sender.kind == "mlp" else e.receiver
         message, help_ = _unknown(node_name(mlp), mlp, shape)
-        report.add("E603", f"edge `{edge_name(e)}`: {message}", loc.key(edge_name(e), "edges"), "not in the model",
+        report.add("E603", f"edge `{edge_name(e)}`: {message}", lambda e=e: loc.key(edge_name(e), "edges"),
+                   "not in the model",
                    help_)
     return chosen, scores
+
+
+def _finite(score: object) -> float | None:
+    """A score as a float, or None when it is null or not a finite number (NaN, or an
+    integer too large for a float)."""
+    if score is None:
+        return None
+    try:
+        value = float(score)  # type: ignore[arg-type]
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _edge(key: str, shape: ModelShape, span: Callable[[], Span], report: _Report) -> Edge | None:
@@ -364,7 +397,7 @@ def _edge(key: str, shape: ModelShape, span: Callable[[], Span], report: _Report
     for part in (sender_name, receiver_name):
         node = parse_node_name(part)
         if node is None or not _in_format(node, shape):
-            message, help_ = _unknown(part, node, shape)
+            message, help_ = _unknown(part, node, shape) if report.shown("E603") else ("", None)
             report.add("E603", f"edge `{key}`: {message}", span, "unknown node", help_)
             return None
         nodes.append(node)
