@@ -129,6 +129,9 @@ def compile_or_fail(path: Path, check_files: bool = False):
     """The compiled file; raises CircuitError (its diagnostics are printed) if it has errors."""
     from ..lang.pipeline import compile_file
 
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; this command takes one .circ file",
+                         "name a file in it, or use `circ check` for every file of a folder")
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
     result = compile_file(path, check_files=check_files)

@@ -82,7 +82,9 @@ class ModelShape:
     def describe(self) -> str:
         kind = "attention-only" if self.attn_only else "attention + MLP"
         kv = f" ({self.n_kv_heads} key/value)" if self.n_kv_heads < self.n_heads else ""
-        return f"{self.n_layers} layers x {self.n_heads} heads{kv}, d_model {self.d_model}, {kind}"
+        layers = f"{self.n_layers} layer{'s' if self.n_layers != 1 else ''}"
+        heads = f"{self.n_heads} head{'s' if self.n_heads != 1 else ''}"
+        return f"{layers} x {heads}{kv}, d_model {self.d_model}, {kind}"
 
 
 def feeds(sender: Node, receiver: Node, shape: ModelShape | None) -> bool:

@@ -105,7 +105,7 @@ def run_checks(compiled: Compiled, options: RunOptions, checks: Sequence[CheckSp
         theirs = (backend.shape.n_layers, backend.shape.n_heads, backend.shape.attn_only)
         if mine != theirs:
             return FileOutcome(compiled.path, problems=(Problem(
-                where, f"the loaded model has {theirs[0]} layers x {theirs[1]} heads (attention-only: {theirs[2]}), "
+                where, f"the loaded model has {backend.shape.describe()} (attention-only: {theirs[2]}), "
                        f"but static checks used {mine[0]} x {mine[1]} (attention-only: {mine[2]})",
                 "the shape table in circuitlang/core/models.py or the checkpoint's config.json is wrong"),))
     sessions = _Sessions(backend, options)
