@@ -314,3 +314,46 @@ def test_documented_output_is_the_real_output(code: str, example: str, shown: st
 def test_documented_pairs_are_found() -> None:
     codes = {code for code, _, _ in _documented_pairs()}
     assert {"E110", "E303", "E201"} <= codes
+
+
+def test_scored_targets_read_as_one_token_build_the_same_tree_spans_included(monkeypatch) -> None:
+    """`L0.H2.q [score = 0.5]` is read as one SCORED_COMPONENT token for speed (grammar);
+    the tree, every span included, must be what the COMPONENT + ANNOTATIONS tokens give.
+    Compared on GPT-2's full graph with a score on every edge and on hand-written lines."""
+    import circuitlang as cl
+    import circuitlang.lang.parse as parse_module
+    from circuitlang.core.graph import CircuitGraph
+    from circuitlang.lang.write import graph_to_circ
+
+    full = cl.compile_text("model gpt2\ncircuit full { L0..1.H*, L0..1.MLP }").circuits["full"]
+    rng = random.Random(0)
+    scored = CircuitGraph(full.nodes, full.edges, full.model, "full",
+                          annotations={e: {"score": round(rng.uniform(-1, 1), 4)} for e in full.edges})
+    texts = [graph_to_circ(scored, "gpt2"),
+             'model gpt2\ncircuit c {\n\tL0.H1 -> L1.H2.q   [score = 0.5, note = "x"], L2.MLP [a = b],\n'
+             '        L3.H4 [n = -1e-3]\n    embed -> L0.H1.v\n}\n']
+    fast = [parse_module.parse_text(t, "x.circ") for t in texts]
+    assert all("SCORED_COMPONENT" in parse_module._grammar() for _ in fast)
+    plain_grammar = "\n".join(line for line in parse_module._grammar().splitlines()
+                              if "SCORED_COMPONENT" not in line)
+    monkeypatch.setattr(parse_module, "_grammar", lambda: plain_grammar)
+    monkeypatch.setattr(parse_module, "_IDLE", [])
+    slow = [parse_module.parse_text(t, "x.circ") for t in texts]
+    for (module_a, diags_a), (module_b, diags_b) in zip(fast, slow):
+        assert diags_a == diags_b == []
+        assert repr(module_a) == repr(module_b)  # dataclass reprs hide spans: compare them too
+        spans_a = [t.span for s in module_a.statements if hasattr(s, "body") and s.body
+                   for stmt in s.body for t in getattr(stmt, "targets", ())]
+        spans_b = [t.span for s in module_b.statements if hasattr(s, "body") and s.body
+                   for stmt in s.body for t in getattr(stmt, "targets", ())]
+        assert spans_a == spans_b and spans_a
+        notes_a = [(kv.span, kv.value.span) for s in module_a.statements if hasattr(s, "body") and s.body
+                   for stmt in s.body for t in getattr(stmt, "targets", ()) for kv in t.annotations]
+        notes_b = [(kv.span, kv.value.span) for s in module_b.statements if hasattr(s, "body") and s.body
+                   for stmt in s.body for t in getattr(stmt, "targets", ()) for kv in t.annotations]
+        assert notes_a == notes_b and notes_a
+        exprs_a = [t.expr.span for s in module_a.statements if hasattr(s, "body") and s.body
+                   for stmt in s.body for t in getattr(stmt, "targets", ())]
+        exprs_b = [t.expr.span for s in module_b.statements if hasattr(s, "body") and s.body
+                   for stmt in s.body for t in getattr(stmt, "targets", ())]
+        assert exprs_a == exprs_b

@@ -229,6 +229,20 @@ class _Builder(Transformer):
                 annotations, end = child, child[-1]
         return S.Target(expr, position, tuple(annotations), self._join(expr, end))
 
+    def scored_target(self, children: list) -> S.Target:
+        """A SCORED_COMPONENT token (`L0.H2.q [score = 0.5]` on one line, grammar) split into
+        the COMPONENT and ANNOTATIONS tokens it joins, built as `target` builds them."""
+        (tok,) = children
+        text = str(tok)
+        end = text.index("[")
+        name = text[:end].rstrip()
+        column, offset = tok.column or 0, tok.start_pos or 0
+        component = Token("COMPONENT", name, offset, tok.line, column, tok.line, column + len(name),
+                          offset + len(name))
+        notes = Token("ANNOTATIONS", text[end:], offset + end, tok.line, column + end, tok.line,
+                      column + len(text), offset + len(text))
+        return self.target([self.component([component]), self._split_annotations(notes)])
+
     def _position(self, tok: Token) -> S.Position:
         m = _POSITION_RE.fullmatch(str(tok))
         assert m is not None, tok  # the grammar's terminal guarantees the shape
@@ -484,7 +498,9 @@ def _clip(text: str, width: int = 24) -> str:
 
 
 def _expected(expected: set[str]) -> str:
-    names = sorted({_TERMINAL_NAMES.get(t, f"`{t.lower()}`") for t in expected})
+    # SCORED_COMPONENT is a component with its annotations read as one token for speed;
+    # "a component" already says what may stand there
+    names = sorted({_TERMINAL_NAMES.get(t, f"`{t.lower()}`") for t in expected if t != "SCORED_COMPONENT"})
     if len(names) > 8:
         names = names[:8] + ["..."]
     return ", ".join(names)
