@@ -317,8 +317,9 @@ def test_documented_pairs_are_found() -> None:
 
 
 def test_scored_targets_read_as_one_token_build_the_same_tree_spans_included(monkeypatch) -> None:
-    """`L0.H2.q [score = 0.5]` is read as one SCORED_COMPONENT token for speed (grammar);
-    the tree, every span included, must be what the COMPONENT + ANNOTATIONS tokens give.
+    """`L0.H2.q [score = 0.5]` is read as one SCORED_COMPONENT token and `L0.H6.q, L0.H6.k,`
+    as one TARGET_RUN token for speed (grammar); the tree, every span included, must be
+    what the grammar without them gives.
     Compared on GPT-2's full graph with a score on every edge and on hand-written lines."""
     import circuitlang as cl
     import circuitlang.lang.parse as parse_module
@@ -329,13 +330,17 @@ def test_scored_targets_read_as_one_token_build_the_same_tree_spans_included(mon
     rng = random.Random(0)
     scored = CircuitGraph(full.nodes, full.edges, full.model, "full",
                           annotations={e: {"score": round(rng.uniform(-1, 1), 4)} for e in full.edges})
-    texts = [graph_to_circ(scored, "gpt2"),
+    texts = [graph_to_circ(scored, "gpt2"), graph_to_circ(full, "gpt2"),
+             "model gpt2\ncircuit c {\n    L0.H1 -> L1.H2.q, L1.H3.k,  L2.MLP,\n        L3.H4, L4.H1 | L4.H2,"
+             " L5.H0 [s = 1], L5.H1.v,\n L6.H0 @END, L6..7.H*,\tL8.MLP [a = 1, b = \"x, y]\"],"
+             " L9.H1.q [c = d] ,L9.H2\n}\n",
              'model gpt2\ncircuit c {\n\tL0.H1 -> L1.H2.q   [score = 0.5, note = "x"], L2.MLP [a = b],\n'
              '        L3.H4 [n = -1e-3]\n    embed -> L0.H1.v\n}\n']
     fast = [parse_module.parse_text(t, "x.circ") for t in texts]
     assert all("SCORED_COMPONENT" in parse_module._grammar() for _ in fast)
-    plain_grammar = "\n".join(line for line in parse_module._grammar().splitlines()
-                              if "SCORED_COMPONENT" not in line)
+    plain_grammar = "\n".join(line.replace("TARGET_RUN* ", "") for line in parse_module._grammar().splitlines()
+                              if "SCORED_COMPONENT" not in line and not line.startswith(("TARGET_RUN", "_RUN_")))
+    assert "TARGET_RUN" not in plain_grammar.replace("// ", "")
     monkeypatch.setattr(parse_module, "_grammar", lambda: plain_grammar)
     monkeypatch.setattr(parse_module, "_IDLE", [])
     slow = [parse_module.parse_text(t, "x.circ") for t in texts]
@@ -351,7 +356,7 @@ def test_scored_targets_read_as_one_token_build_the_same_tree_spans_included(mon
                    for stmt in s.body for t in getattr(stmt, "targets", ()) for kv in t.annotations]
         notes_b = [(kv.span, kv.value.span) for s in module_b.statements if hasattr(s, "body") and s.body
                    for stmt in s.body for t in getattr(stmt, "targets", ()) for kv in t.annotations]
-        assert notes_a == notes_b and notes_a
+        assert notes_a == notes_b
         exprs_a = [t.expr.span for s in module_a.statements if hasattr(s, "body") and s.body
                    for stmt in s.body for t in getattr(stmt, "targets", ())]
         exprs_b = [t.expr.span for s in module_b.statements if hasattr(s, "body") and s.body

@@ -44,6 +44,9 @@ _ANNOTATION_ITEM = re.compile(r'(?P<key>[A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*'
 _VALUE_KIND = {**{c: "NUMBER" for c in "-.0123456789"}, '"': "STRING"}
 _VALUE_KIND.update({c: "NAME" for c in "_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"})
 _INTEGER = re.compile(r"-?\d+")
+# One target inside a TARGET_RUN token (the grammar fixes its shape): a component, then
+# optional one-line annotations (strings may hold `]` and `,`), then the comma.
+_RUN_ITEM = re.compile(r'(?P<component>L[^\s,\[]+)[ \t]*(?P<notes>\[[^\]"]*(?:"(?:[^"\\\n]|\\.)*"[^\]"]*)*\])?[ \t]*,')
 _POSITION_RE = re.compile(r"@(?P<anchor>[A-Za-z_]\w*|-?\d+)(?P<offset>[+-]\d+)?")
 
 # What a terminal is called in an "expected ..." message.
@@ -214,8 +217,13 @@ class _Builder(Transformer):
         for i, child in enumerate(children):
             if isinstance(child, Token) and child.type == "ARROW":
                 sources = tuple(children[:i])
-                targets = tuple(t if isinstance(t, S.Target) else S.Target(t, None, (), t.span)
-                                for t in children[i + 1:])
+                items: list = []
+                for item in children[i + 1:]:
+                    if isinstance(item, Token) and item.type == "TARGET_RUN":
+                        items += self._target_run(item)
+                    else:
+                        items.append(item)
+                targets = tuple(t if isinstance(t, S.Target) else S.Target(t, None, (), t.span) for t in items)
                 return S.EdgeStmt(sources, targets, self._join(sources[0], targets[-1]))
         return S.NodeStmt(tuple(children), self._join(children[0], children[-1]))
 
@@ -228,6 +236,25 @@ class _Builder(Transformer):
             elif child:
                 annotations, end = child, child[-1]
         return S.Target(expr, position, tuple(annotations), self._join(expr, end))
+
+    def _target_run(self, tok: Token) -> list:
+        """The targets of a TARGET_RUN token (`L0.H6.q, L0.H6.k [score = 0.5],` on one line,
+        grammar), each built from the COMPONENT (and ANNOTATIONS) tokens it would have been,
+        at their own columns."""
+        text, column, offset, line, path = str(tok), tok.column or 0, tok.start_pos or 0, tok.line, self.path
+        out: list = []
+        for m in _RUN_ITEM.finditer(text):
+            start, end = m.span("component")
+            component = self._component(m["component"], S.Span(path, line, column + start, line, column + end))
+            if m["notes"] is None:
+                out.append(component)
+                continue
+            start = m.start("notes")
+            annotations = self._annotations(m["notes"], line, column + start, offset + start)
+            # the span `target` gives: from the component to the end of the last annotation
+            out.append(S.Target(component, None, annotations,
+                                S.Span(path, line, component.span.column, line, annotations[-1].span.end_column)))
+        return out
 
     def scored_target(self, children: list) -> S.Target:
         """A SCORED_COMPONENT token (`L0.H2.q [score = 0.5]` on one line, grammar) split into
@@ -261,7 +288,11 @@ class _Builder(Transformer):
         """The items of a one-token `[k = v, ...]` (grammar: ANNOTATIONS): the same
         annotations, values and spans as the multi-token form gives, built directly
         (this path exists for speed: files with a score on every edge)."""
-        text, line, column, path = str(tok), tok.line, tok.column, self.path
+        return self._annotations(str(tok), tok.line, tok.column, tok.start_pos)
+
+    def _annotations(self, text: str, line: int, column: int, start_pos: int) -> tuple[S.KeyValue, ...]:
+        """`_split_annotations` of the text `[k = v, ...]` found at that line, column and offset."""
+        path = self.path
         items = []
         for m in _ANNOTATION_ITEM.finditer(text):
             start, end = m.span("value")
@@ -273,8 +304,8 @@ class _Builder(Transformer):
             elif kind == "NAME":
                 value = S.Ident(value_text, span)
             else:
-                value = self.string([Token("STRING", value_text, tok.start_pos + start, line, column + start,
-                                           line, column + end, tok.start_pos + end)])
+                value = self.string([Token("STRING", value_text, start_pos + start, line, column + start,
+                                           line, column + end, start_pos + end)])
             items.append(S.KeyValue(m.group("key"), value, S.Span(path, line, column + m.start(), line, column + end)))
         return tuple(items)
 
@@ -289,12 +320,14 @@ class _Builder(Transformer):
     # -- expressions ------------------------------------------------------------------
     def component(self, children: list) -> S.ComponentRef | S.Channel:
         (tok,) = children
-        span = _token_span(self.path, tok)
-        text = str(tok)
+        return self._component(str(tok), _token_span(self.path, tok))
+
+    def _component(self, text: str, span: S.Span) -> S.ComponentRef | S.Channel:
+        """A component's reference from its text (`L9.H6.q`, `L0..3.MLP`) at that span."""
         parsed = self._components.get(text)
         if parsed is None:
             m = _COMPONENT_RE.fullmatch(text)
-            assert m is not None, tok  # the grammar's terminal guarantees the shape
+            assert m is not None, text  # the grammar's terminal guarantees the shape
             layers = self._index(m["layers"], "layer", span)
             heads = None if m["mlp"] else self._index(m["heads"], "head", span)
             parsed = self._components[text] = (layers, heads, m["channel"])
@@ -500,7 +533,8 @@ def _clip(text: str, width: int = 24) -> str:
 def _expected(expected: set[str]) -> str:
     # SCORED_COMPONENT is a component with its annotations read as one token for speed;
     # "a component" already says what may stand there
-    names = sorted({_TERMINAL_NAMES.get(t, f"`{t.lower()}`") for t in expected if t != "SCORED_COMPONENT"})
+    names = sorted({_TERMINAL_NAMES.get(t, f"`{t.lower()}`") for t in expected
+                    if t not in ("SCORED_COMPONENT", "TARGET_RUN")})
     if len(names) > 8:
         names = names[:8] + ["..."]
     return ", ".join(names)
