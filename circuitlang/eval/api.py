@@ -59,7 +59,7 @@ def evaluate(circuit: CircuitGraph, model: "Backend | str", task: "TaskData | Ta
             sessions[other] = Evaluator(Session(backend, data, other, metric, batch_size), epsilon, 0)
         return sessions[other]
 
-    rows, warnings, notes = measure(evaluator_for, ablation, circuit, sensitivity)
+    rows, warnings, notes = measure(evaluator_for, ablation, circuit, sensitivity, report)
     return replace(report, sensitivity=rows, warnings=report.warnings + warnings, notes=report.notes + notes)
 
 

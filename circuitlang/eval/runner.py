@@ -141,7 +141,7 @@ def _across_ablations(report: CheckReport, spec: CheckSpec, ablation: str, metri
         if expect.kind == "robust":
             report = substitute(report, index, robust_verdict(expect, spec, report, ablation, evaluator_for,
                                                               options.seed))
-    rows, warnings, notes = measure(evaluator_for, ablation, spec.circuit, options.sensitivity)
+    rows, warnings, notes = measure(evaluator_for, ablation, spec.circuit, options.sensitivity, report.circuit)
     circuit = replace(report.circuit, sensitivity=rows, warnings=report.circuit.warnings + warnings,
                       notes=report.circuit.notes + notes)
     return CheckReport(circuit, report.results)

@@ -30,7 +30,7 @@ from ..core.errors import CircuitlangError
 from ..core.graph import CircuitGraph, Node
 from ..lang.check import CheckSpec, ExpectSpec
 from .evaluator import Evaluator
-from .results import CheckReport, ExpectResult, Sensitivity
+from .results import CheckReport, CircuitReport, ExpectResult, Sensitivity
 
 MATTERS = 0.2
 QUIET = 0.05
@@ -75,13 +75,25 @@ def _others(row: Sensitivity, skip: str) -> str:
     return ", ".join(f"{a}: {v:.2f}" for a, v in row.values if a != skip)
 
 
-def sensitivity(evaluators: Mapping[str, Evaluator], task_ablation: str, circuit: CircuitGraph
-                ) -> tuple[tuple[Sensitivity, ...], tuple[str, ...]]:
+def _reported_deltas(report: CircuitReport | None) -> tuple[float, dict[str, float]] | None:
+    """f(C) and each element's delta f from a report that computed minimality (None if it
+    did not): what `element_deltas` would measure again under the task's ablation."""
+    if report is None or not (report.edges or report.nodes):
+        return None
+    return report.faithfulness, {c.name: c.delta for c in (*report.edges, *report.nodes)}
+
+
+def sensitivity(evaluators: Mapping[str, Evaluator], task_ablation: str, circuit: CircuitGraph,
+                report: CircuitReport | None = None) -> tuple[tuple[Sensitivity, ...], tuple[str, ...]]:
     """Every row (nodes outside the circuit, then the circuit's edges and nodes) under the
-    ablations in `evaluators` (the task's included), and the warnings (module docstring)."""
+    ablations in `evaluators` (the task's included), and the warnings (module docstring).
+    `report`, the circuit's report under the task's ablation, saves measuring its
+    minimality again when it has it."""
     names = [a for a in ABLATIONS.names() if a in evaluators]
     losses = {a: node_losses(evaluators[a]) for a in names}
-    measured = {a: element_deltas(evaluators[a], circuit) for a in names}
+    known = _reported_deltas(report)
+    measured = {a: known if a == task_ablation and known is not None else element_deltas(evaluators[a], circuit)
+                for a in names}
     deltas = {a: measured[a][1] for a in names}
     works = measured[task_ablation][0] >= WORKS
     rows: list[Sensitivity] = []
@@ -121,7 +133,7 @@ def sensitivity(evaluators: Mapping[str, Evaluator], task_ablation: str, circuit
 
 
 def measure(evaluator_for: Callable[[str], Evaluator], task_ablation: str, circuit: CircuitGraph,
-            mode: str = "auto") -> tuple[tuple[Sensitivity, ...], tuple[str, ...], tuple[str, ...]]:
+            mode: str = "auto", report: CircuitReport | None = None) -> tuple[tuple[Sensitivity, ...], tuple[str, ...], tuple[str, ...]]:
     """`sensitivity` under every registered ablation, as `mode` asks ("auto": only for
     models with at most AUTO_NODES heads and MLPs). Returns the rows, the warnings and
     notes (what was not measured, and why). `evaluator_for(ablation)` gives the task's
@@ -144,7 +156,7 @@ def measure(evaluator_for: Callable[[str], Evaluator], task_ablation: str, circu
             evaluators[other] = evaluator_for(other)
         except CircuitlangError as err:
             unavailable.append(f"ablation sensitivity: {other} ablation not measured: {err}")
-    rows, warnings = sensitivity(evaluators, task_ablation, circuit)
+    rows, warnings = sensitivity(evaluators, task_ablation, circuit, report)
     return rows, warnings, tuple(unavailable)
 
 
