@@ -131,7 +131,7 @@ def _eap_breakdown(session, evaluator, plain: float, eap: float) -> None:
 
     import circuitlang.discovery.receiver_grads as rg
     from circuitlang.core.shapes import all_edges
-    from circuitlang.discovery.edge_scores import accumulate
+    from circuitlang.discovery.edge_scores import accumulate, scoring_plan
 
     model, data = session.backend.model, session.data
     with torch.enable_grad():
@@ -155,8 +155,10 @@ def _eap_breakdown(session, evaluator, plain: float, eap: float) -> None:
         rg.torch.autograd.grad, rg._to_inputs = original_grad, original_carry
     gradients, outputs = rg.receiver_grads(session, 0, lambda x: x, keep_senders=True)
     _, _, ablated, named = session.batches[0]
-    edges = list(all_edges(session.backend.shape))
-    scoring = _fastest(lambda: accumulate({}, session, edges, gradients, outputs, ablated, named))
+    edges = all_edges(session.backend.shape)
+    plan = scoring_plan(session.backend.shape, edges)
+    scoring = _fastest(lambda: accumulate(torch.zeros(len(edges), dtype=torch.float64), session, plan, gradients,
+                                          outputs, ablated, named))
     copy = _fastest(lambda: model.W_U.T.contiguous())
     print("\nWhere one EAP call goes (fastest of 5 each):\n")
     print("| part | seconds | plain passes |\n|---|---|---|")

@@ -53,6 +53,7 @@ def main() -> None:
             torch.autograd.grad(final[:, -1].sum(), captured, allow_unused=True)
 
     edges = scoring.edges_to_score(session, None)
+    plan = scoring.scoring_plan(backend.shape, edges)
     _, _, ablated, named = session.batches[0]
     grads, senders = rg.receiver_grads(session, 0, lambda x: x, keep_senders=True)
     evaluator = Evaluator(session)
@@ -64,7 +65,8 @@ def main() -> None:
             ("receiver_grads (+ carrying gradients back, sender outputs)",
              _fastest(lambda: rg.receiver_grads(session, 0, lambda x: x, keep_senders=True))),
             (f"accumulate ({len(edges)} edges)",
-             _fastest(lambda: scoring.accumulate({}, session, edges, grads, senders, ablated, named))),
+             _fastest(lambda: scoring.accumulate(torch.zeros(len(edges), dtype=torch.float64), session, plan, grads,
+                                                 senders, ablated, named))),
             ("EAP (with the session's evaluator, as `circ discover` runs it)",
              _fastest(lambda: eap_scores(session, evaluator=evaluator)))]
     print(f"{backend.shape.describe()}, {torch.get_num_threads()} threads, batch 8 x 16")

@@ -82,3 +82,38 @@ def test_eap_scores_do_not_depend_on_the_route(session: Session, monkeypatch) ->
     for edge in head:
         assert head[edge] == pytest.approx(split[edge], rel=max(1e-8, slack), abs=max(1e-12, slack)), str(edge)
 
+
+
+def test_scoring_plan_equals_edge_by_edge_products(session: Session) -> None:
+    """The vectorised scoring step (`scoring_plan` + `accumulate`) against the definition,
+    edge by edge: sum over examples, positions and d_model of (out_S - abl_S) . grad_R.
+    A shuffled subset (its own plan, not the cached all-edges one) with edges at one
+    position mixed in must give the same numbers as the all-edges scores."""
+    import random
+
+    from circuitlang.core.graph import Position
+    from circuitlang.core.shapes import all_edges
+    from circuitlang.discovery.edge_scores import _receiver_key, _row, accumulate, scoring_plan
+
+    shape = session.backend.shape
+    edges = list(all_edges(shape))
+    random.Random(0).shuffle(edges)
+    subset = edges[:40] + [e._replace(position=Position(2)) for e in edges[40:45]]
+    evaluator = Evaluator(session)
+    whole, part = eap_scores(session, evaluator=evaluator), eap_scores(session, subset, evaluator=evaluator)
+    for e in subset[:40]:
+        assert part[e] == whole[e], str(e)
+    totals = torch.zeros(len(subset), dtype=torch.float64)
+    expected = torch.zeros(len(subset), dtype=torch.float64)
+    for index, (_, _, ablated, named) in enumerate(session.batches):
+        grads, clean = receiver_grads(session, index, lambda x: x, keep_senders=True)
+        accumulate(totals, session, scoring_plan(shape, subset), grads, clean, ablated, named)
+        for i, e in enumerate(subset):
+            diff = clean.outputs[e.sender] - ablated.outputs[e.sender]
+            g = grads[_receiver_key(shape, e)][_row(shape, e)]
+            if e.position is not None:
+                g = g[:, 2:3]
+                diff = diff[:, 2:3]
+            expected[i] += (diff.to(g.dtype) * g).sum().item()
+    assert expected.abs().max() > 0
+    torch.testing.assert_close(totals, expected, rtol=1e-9, atol=1e-12)

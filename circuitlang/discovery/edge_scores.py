@@ -13,12 +13,14 @@ faithfulness; positive = removing the edge lowers the metric).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 import torch
 
 from ..core.graph import LOGITS, Edge
-from ..core.shapes import all_edges
+from ..core.shapes import ModelShape, all_edges
 from ..eval.evaluator import Evaluator
 from ..eval.positions import position_mask
 from ..eval.senders import SenderCache
@@ -28,9 +30,10 @@ from .receiver_grads import QKV
 Scores = dict[Edge, float]
 
 
-def edges_to_score(session: Session, edges: Iterable[Edge] | None) -> list[Edge]:
-    """`edges`, or every edge of the session's model (no positions) in canonical order."""
-    return list(all_edges(session.backend.shape)) if edges is None else list(edges)
+def edges_to_score(session: Session, edges: Iterable[Edge] | None) -> Sequence[Edge]:
+    """`edges`, or every edge of the session's model (no positions) in canonical order
+    (the cached tuple, whose scoring plan is cached too)."""
+    return all_edges(session.backend.shape) if edges is None else list(edges)
 
 
 def normaliser(session: Session, evaluator: Evaluator | None) -> float:
@@ -51,52 +54,105 @@ def differences(backend, clean: SenderCache, ablated: SenderCache) -> torch.Tens
     return diff
 
 
-def accumulate(totals: dict, session: Session, edges: Sequence[Edge], grads, clean: SenderCache,
+@dataclass(frozen=True)
+class _Block:
+    """One product of the scoring step: the first `count` senders' differences times the
+    gradients of one (kind, layer) of receiver inputs (`receiver_grads`), and where each
+    scored edge's value lies in the flattened [count, rows] result. (Stacking an MLP's
+    gradient with the next layer's head inputs into one product was measured slower.)"""
+
+    key: tuple[str, int]
+    count: int
+    cells: torch.Tensor  # flat index into the [count, rows] product, per edge
+    slots: torch.Tensor  # each of those edges' place in the edge list
+
+
+@dataclass(frozen=True)
+class ScoringPlan:
+    """Which products score which edges: built once per edge list (not per batch), so the
+    per-batch work is a few matrix products and index operations, no Python per edge."""
+
+    blocks: tuple[_Block, ...]
+    positioned: tuple[tuple[int, Edge], ...]  # edges at one position: scored one by one
+
+
+def _receiver_key(shape: ModelShape, e: Edge) -> tuple[str, int]:
+    """(kind, layer) of the gradient tensor holding the edge's receiver input."""
+    if e.receiver == LOGITS:
+        return ("logits", shape.n_layers)
+    if e.receiver.kind == "mlp":
+        return ("mlp", e.receiver.layer)
+    return (QKV, e.receiver.layer)
+
+
+def _row(shape: ModelShape, e: Edge) -> int:
+    """The receiver input's row in its gradient tensor."""
+    return shape.input_row(e.receiver, e.channel) if e.receiver.is_head else 0
+
+
+def scoring_plan(shape: ModelShape, edges: Sequence[Edge]) -> ScoringPlan:
+    """The `ScoringPlan` for `edges` on a model of `shape` (cached for the all-edges list)."""
+    if isinstance(edges, tuple) and edges is all_edges(shape):
+        return _all_edges_plan(shape)
+    return _build_plan(shape, edges)
+
+
+@lru_cache(maxsize=4)
+def _all_edges_plan(shape: ModelShape) -> ScoringPlan:
+    return _build_plan(shape, all_edges(shape))
+
+
+def _build_plan(shape: ModelShape, edges: Sequence[Edge]) -> ScoringPlan:
+    senders = shape.senders()
+    index = {s: i for i, s in enumerate(senders)}
+    cells: dict[tuple[str, int], list[int]] = {}
+    slots: dict[tuple[str, int], list[int]] = {}
+    positioned = []
+    for slot, e in enumerate(edges):
+        if e.position is not None:
+            positioned.append((slot, e))
+            continue
+        key = _receiver_key(shape, e)
+        width = shape.n_heads + 2 * shape.n_kv_heads if key[0] == QKV else 1
+        cells.setdefault(key, []).append(index[e.sender] * width + _row(shape, e))
+        slots.setdefault(key, []).append(slot)
+    blocks = []
+    for key in sorted(cells, key=lambda k: k[1]):
+        # the senders are in layer order, so those that can feed the key's receivers are
+        # a prefix: all before the layer, and for an MLP also its own layer's heads (and
+        # itself, a cell no edge reads)
+        kind, layer = key
+        count = sum(1 for s in senders if s.layer < layer or (kind == "mlp" and s.layer == layer))
+        blocks.append(_Block(key, count, torch.tensor(cells[key]), torch.tensor(slots[key])))
+    return ScoringPlan(tuple(blocks), tuple(positioned))
+
+
+def accumulate(totals: torch.Tensor, session: Session, plan: ScoringPlan, grads, clean: SenderCache,
                ablated: SenderCache, named) -> None:
-    """Add sum over batch, positions, d_model of (out_S - abl_S) . grad_R for every edge.
+    """Add sum over batch, positions, d_model of (out_S - abl_S) . grad_R to every edge's
+    entry of `totals` (float64, one per edge of the plan's edge list).
 
     (out_S - abl_S) . grad is minus the first-order change of the metric when the edge
     is cut, i.e. positive when cutting lowers the metric.
     """
     shape = session.backend.shape
-    senders = shape.senders()
-    index = {s: i for i, s in enumerate(senders)}
+    index = {s: i for i, s in enumerate(shape.senders())}
     diff = differences(session.backend, clean, ablated)
-    flat = diff.reshape(len(senders), -1)
+    flat = diff.reshape(diff.shape[0], -1)
+    for slot, e in plan.positioned:
+        g = grads[_receiver_key(shape, e)][_row(shape, e)]
+        mask = position_mask(e.position, named, g.shape[1]).to(g.device, g.dtype)
+        totals[slot] += float(torch.einsum("bpd,bpd,bp->", diff[index[e.sender]].to(g.dtype), g, mask))
+    for block in plan.blocks:
+        columns = grads[block.key].reshape(grads[block.key].shape[0], -1)
+        product = flat[:block.count].to(columns.dtype) @ columns.T
+        values = product.reshape(-1)[block.cells.to(product.device)]
+        totals.index_add_(0, block.slots, values.to("cpu", torch.float64))
 
-    def key_of(e: Edge) -> tuple[str, int]:
-        if e.receiver == LOGITS:
-            return ("logits", shape.n_layers)
-        if e.receiver.kind == "mlp":
-            return ("mlp", e.receiver.layer)
-        return (QKV, e.receiver.layer)
 
-    def row_of(e: Edge) -> int:
-        """The receiver input's row in its gradient tensor."""
-        return shape.input_row(e.receiver, e.channel) if e.receiver.is_head else 0
-
-    by_key: dict[tuple[str, int], list[Edge]] = {}
-    for e in edges:
-        if e.position is None:
-            by_key.setdefault(key_of(e), []).append(e)
-        else:
-            key = key_of(e)
-            g = grads[key][row_of(e)]
-            mask = position_mask(e.position, named, g.shape[1]).to(g.device, g.dtype)
-            value = float(torch.einsum("bpd,bpd,bp->", diff[index[e.sender]].to(g.dtype), g, mask))
-            totals[e] = totals.get(e, 0.0) + value
-    for key, group in by_key.items():
-        # [S', R] = flat diffs of the senders before R @ flat gradients (R = a layer's
-        # n_heads + 2 n_kv_heads head inputs, or 1); the senders are in layer order, so those that can feed
-        # R are a prefix
-        kind, layer = key
-        count = sum(1 for x in senders if x.layer < layer or (kind == "mlp" and x.layer == layer))
-        g = grads[key].reshape(grads[key].shape[0], -1)
-        matrix = flat[:count].to(g.dtype) @ g.T
-        rows = torch.tensor([index[e.sender] for e in group])
-        cols = torch.tensor([row_of(e) for e in group])
-        for e, value in zip(group, matrix[rows, cols].tolist()):
-            totals[e] = totals.get(e, 0.0) + value
+def scores_from(totals: torch.Tensor, edges: Sequence[Edge], scale: float) -> Scores:
+    """The edge -> score mapping of summed first-order terms divided by `scale`."""
+    return dict(zip(edges, (totals / scale).tolist()))
 
 
 # ---------------------------------------------------------------------------------

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
+import torch
+
 from ...core.graph import Edge
 from ...eval.evaluator import Evaluator
 from ...eval.session import Session
-from ..edge_scores import Scores, accumulate, edges_to_score, normaliser
+from ..edge_scores import Scores, accumulate, edges_to_score, normaliser, scores_from, scoring_plan
 from ..receiver_grads import receiver_grads
 from .base import Found, Gradient, Method, Request
 
@@ -29,13 +31,15 @@ def eap_scores(session: Session, edges: Iterable[Edge] | None = None,
     backward pass.
     """
     ENTRY.check(session.metric)
-    edge_list, scale, totals = edges_to_score(session, edges), normaliser(session, evaluator), {}
+    edge_list, scale = edges_to_score(session, edges), normaliser(session, evaluator)
+    plan = scoring_plan(session.backend.shape, edge_list)
+    totals = torch.zeros(len(edge_list), dtype=torch.float64)
     for index, (_, _, ablated, named) in enumerate(session.batches):
         grads, clean = receiver_grads(session, index, lambda x: x, keep_senders=True)
-        accumulate(totals, session, edge_list, grads, clean, ablated, named)
+        accumulate(totals, session, plan, grads, clean, ablated, named)
         if progress:
             progress(index + 1, len(session.batches))
-    return {e: totals.get(e, 0.0) / scale for e in edge_list}
+    return scores_from(totals, edge_list, scale)
 
 
 def _run(request: Request) -> Found:

@@ -17,7 +17,7 @@ from ...core.graph import EMBED, Edge
 from ...eval.evaluator import Evaluator
 from ...eval.senders import cache_senders
 from ...eval.session import Session
-from ..edge_scores import Scores, accumulate, edges_to_score, normaliser
+from ..edge_scores import Scores, accumulate, edges_to_score, normaliser, scores_from, scoring_plan
 from ..receiver_grads import receiver_grads
 from .base import Found, Gradient, Method, Request
 
@@ -29,7 +29,9 @@ def eap_ig_scores(session: Session, edges: Iterable[Edge] | None = None, steps: 
     if steps < 1:
         raise ValueError("steps must be at least 1")
     ENTRY.check(session.metric)
-    edge_list, scale, totals = edges_to_score(session, edges), normaliser(session, evaluator), {}
+    edge_list, scale = edges_to_score(session, edges), normaliser(session, evaluator)
+    plan = scoring_plan(session.backend.shape, edge_list)
+    totals = torch.zeros(len(edge_list), dtype=torch.float64)
     for index, (_, clean, ablated, named) in enumerate(session.batches):
         with torch.no_grad():
             clean_senders = cache_senders(session.backend, clean)
@@ -48,8 +50,8 @@ def eap_ig_scores(session: Session, edges: Iterable[Edge] | None = None, steps: 
                 progress(index * steps + k, len(session.batches) * steps)
         assert summed is not None
         mean = {key: g / steps for key, g in summed.items()}
-        accumulate(totals, session, edge_list, mean, clean_senders, ablated, named)
-    return {e: totals.get(e, 0.0) / scale for e in edge_list}
+        accumulate(totals, session, plan, mean, clean_senders, ablated, named)
+    return scores_from(totals, edge_list, scale)
 
 
 def _run(request: Request) -> Found:
