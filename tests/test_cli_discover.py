@@ -75,13 +75,14 @@ def test_discover_refuses_metrics_without_a_useful_gradient(monkeypatch) -> None
 
 def test_discover_failures_go_through_the_one_failure_path(monkeypatch, tmp_path: Path) -> None:
     """Usage problems print `error: ...` (exit 2) like every other command; a model that
-    cannot be loaded prints `error: ...` with its help (exit 1)."""
+    cannot be found prints `error[CODE]: ...` with its help (exit 1), the code of its
+    diagnostic (E203: unknown model; `--model` is resolved like a `model` line)."""
     monkeypatch.chdir(ROOT)
     both = run("discover", "--task", "stdlib/zoo/induction.circ:repeat_tokens", "--edges", "3", "--target", "0.9")
     assert both.output.startswith("error: choose one of --edges, --threshold and --target")
     missing = run("discover", "--task", "stdlib/zoo/induction.circ:repeat_tokens", "--model", "no-such-model-here",
                   "--edges", "3")
-    assert missing.exit_code == 1 and missing.output.startswith("error: ")
+    assert missing.exit_code == 1 and missing.output.startswith("error[E203]: unknown model")
     assert "no-such-model-here" in missing.output and "  = help: " in missing.output
     assert "Traceback" not in missing.output
 

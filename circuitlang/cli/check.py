@@ -18,6 +18,7 @@ from .common import (
     echo_outcome_messages,
     evaluation_options,
     model_options,
+    override_option,
     check_writable,
     pick_circuit,
     split_spec,
@@ -28,6 +29,7 @@ CHECK_EXAMPLES = """
 \b
 Examples:
   circ check stdlib/zoo/induction.circ    # static checks, then every hypothesis on the model
+  circ check stdlib/zoo/induction_phase.circ --model stdlib/zoo/induction_phase/step-00150   # on a checkpoint
   circ check --static stdlib/             # every .circ file below a folder, no model loaded
   circ check --static --format concise a.circ b.circ
   circ check found.circ --task stdlib/zoo/induction.circ:repeat_tokens_zero   # a file without checks
@@ -93,10 +95,20 @@ def _evaluate_files(todo, options, fmt: str):
             outcome = run_checks(compiled, replace(options, progress=bar), checks)
         outcomes.append(outcome)
         if fmt != "json":
+            _say_override(compiled, options.model, outcome)
             print_terminal(console, compiled.path, outcome.checks)
             echo_outcome_messages(outcome)
         failed = failed or not outcome.passed
     return outcomes, failed
+
+
+def _say_override(compiled, override, outcome) -> None:
+    """With --model, say on stderr which model the verdicts below are about."""
+    if override is not None and outcome.checks and compiled.model_ref is not None:
+        loaded = outcome.checks[0].circuit.model
+        named = override.name if loaded == override.name else f"{override.name} ({loaded})"
+        click.echo(f"note: {compiled.path}: evaluated on --model {named}, not the file's model "
+                   f"{compiled.model_ref.name}", err=True)
 
 
 def _eval_summary(outcomes) -> str:
@@ -157,10 +169,11 @@ def _check_json(compiled_files, outcomes: dict, diagnostics, static: bool, passe
               help="Evaluate the file's circuits (or --circuit) on this task instead of the check blocks: FILE:TASK, "
                    "or TASK of each file; for files with circuits but no checks (e.g. from `circ discover`).")
 @click.option("--circuit", "circuit_name", help="With --task: only this circuit of each file.")
+@override_option
 @model_options
 @evaluation_options
 def check(paths: tuple[str, ...], static: bool, fmt: str, strict: bool, task_spec: str | None,
-          circuit_name: str | None, device: str, dtype: str, batch_size: int, seed: int | None,
+          circuit_name: str | None, model_override, device: str, dtype: str, batch_size: int, seed: int | None,
           skip_unavailable: bool, sensitivity: str, bootstrap: int) -> None:
     """Check .circ files, then evaluate their hypotheses on the model.
 
@@ -193,7 +206,7 @@ def check(paths: tuple[str, ...], static: bool, fmt: str, strict: bool, task_spe
         todo = [(c, checks) for c, checks in todo if checks]
         if todo:  # only now import the evaluator (torch): static-only runs start fast
             options = _run_options(device, dtype, batch_size, seed, skip_unavailable, sensitivity=sensitivity,
-                                   bootstrap=bootstrap)
+                                   bootstrap=bootstrap, model=model_override)
             done, eval_failed = _evaluate_files(todo, options, fmt)
             outcomes = {o.path: o for o in done}
             warned = any(c.circuit.warnings for o in done for c in o.checks)
@@ -227,11 +240,12 @@ def _say_nothing_to_evaluate(files, with_task: bool, fmt: str) -> None:
                    "the file, or FILE:TASK.")
 @click.option("--completeness", "samples", type=click.IntRange(0), default=10, show_default=True,
               help="Random node subsets to try for completeness (unless a check sets `samples`).")
+@override_option
 @model_options
 @evaluation_options
 def eval_command(file: Path, json_path: Path | None, md_path: Path | None, circuit_name: str | None,
-                 task_name: str | None, samples: int, device: str, dtype: str, batch_size: int, seed: int | None,
-                 skip_unavailable: bool, sensitivity: str, bootstrap: int) -> None:
+                 task_name: str | None, samples: int, model_override, device: str, dtype: str, batch_size: int,
+                 seed: int | None, skip_unavailable: bool, sensitivity: str, bootstrap: int) -> None:
     """Evaluate a file's circuits on its model and write a full report.
 
     For each `check` block: every expectation's verdict, the circuit's faithfulness,
@@ -259,8 +273,10 @@ def eval_command(file: Path, json_path: Path | None, md_path: Path | None, circu
                          "name a task with --task TASK or --task FILE:TASK (and a circuit with --circuit)")
     with ProgressBar() as bar:
         options = _run_options(device, dtype, batch_size, seed, skip_unavailable, progress=bar, full_report=True,
-                               completeness_samples=samples, sensitivity=sensitivity, bootstrap=bootstrap)
+                               completeness_samples=samples, sensitivity=sensitivity, bootstrap=bootstrap,
+                               model=model_override)
         outcome = run_checks(compiled, options, checks)
+    _say_override(compiled, model_override, outcome)
     print_terminal(_console(), str(file), outcome.checks, details=True)
     echo_outcome_messages(outcome)
     if json_path:

@@ -31,7 +31,8 @@ def report_failure(err: CircuitlangError) -> int:
 
         write_diagnostics([d for d in err.diagnostics if d.is_error], "full", sys.stderr)
         return 1
-    click.echo(f"error: {err.message}", err=True)
+    code = getattr(err, "code", None)
+    click.echo(f"error{f'[{code}]' if code else ''}: {err.message}", err=True)
     if err.help:
         click.echo(f"  = help: {err.help}", err=True)
     return 2 if isinstance(err, UsageError) else 1
@@ -199,6 +200,25 @@ def model_options(fn):
     return fn
 
 
+def override_option(fn):
+    """`--model M`: run a file's checks on another model of its shape (a checkpoint of the
+    same run, a retrained copy) instead of the model its `model` line names; a name as
+    `model` lines take it, or a directory relative to the current folder. Passed on as a
+    `ModelRef` (`model_override`), checked against the file's shape when it runs (E215)."""
+
+    def to_ref(ctx: click.Context, param: click.Parameter, value: str | None):
+        if value is None:
+            return None
+        from ..core.models import ModelRef
+
+        return ModelRef(value, base_dir=Path.cwd())
+
+    return click.option("--model", "model_override", callback=to_ref, metavar="MODEL",
+                        help="Apply the file to this model instead of its `model` line: a known name, a cached "
+                             "Hugging Face name or a checkpoint directory with the same layers and heads (E215 "
+                             "otherwise).")(fn)
+
+
 def evaluation_options(fn):
     """Options of the commands that judge hypotheses (`check`, `eval`)."""
     options = [
@@ -242,7 +262,8 @@ class ProgressBar:
 def echo_outcome_messages(outcome) -> None:
     """Problems (what stopped a check), a skipped model, and notes, on stderr."""
     for problem in outcome.problems:
-        click.echo(f"error: {problem.where}: {problem.message}", err=True)
+        code = f"[{problem.code}]" if problem.code else ""
+        click.echo(f"error{code}: {problem.where}: {problem.message}", err=True)
         if problem.help:
             click.echo(f"  = help: {problem.help}", err=True)
     if outcome.skipped:

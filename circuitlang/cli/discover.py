@@ -39,7 +39,7 @@ Examples:
 """
 
 
-class _MethodChoice(click.Choice):
+class MethodChoice(click.Choice):
     """The registered discovery methods, looked up when first needed (the registry's
     modules import torch, which the other commands must not pay for)."""
 
@@ -68,8 +68,9 @@ def _task(spec: str):
 
 @click.command("discover", epilog=EXAMPLES)
 @click.option("--task", "task_spec", required=True, help="FILE:TASK — the task (its data, ablation, metric).")
-@click.option("--model", "model_name", help="The model (default: the task file's model).")
-@click.option("--method", type=_MethodChoice(), default="eap-ig", show_default=True)
+@click.option("--model", "model_name", help="The model (default: the task file's model); one of its shape when the "
+              "task file names a model (E215 otherwise).")
+@click.option("--method", type=MethodChoice(), default="eap-ig", show_default=True)
 @click.option("--edges", "k", type=click.IntRange(1), help="Keep the K best-scored edges.")
 @click.option("--threshold", type=float, help="Keep the edges scored at least this.")
 @click.option("--target", type=float, help="Keep the fewest top edges whose measured faithfulness reaches this "
@@ -115,7 +116,7 @@ def discover(task_spec: str, model_name: str | None, method: str, k: int | None,
     cannot use, which leaves its faithfulness unchanged (docs/discovery.md, "Pruning").
     """
     from ..core.graph import CircuitGraph
-    from ..core.models import ModelRef
+    from ..core.models import ModelRef, fit_override
     from ..discovery.methods import METHODS
     from ..discovery.methods.base import Request
     from ..eval.evaluator import Evaluator
@@ -141,9 +142,11 @@ def discover(task_spec: str, model_name: str | None, method: str, k: int | None,
     problem = entry.refusal(METRICS[metric or task.metric])
     if problem:
         raise UsageError(f"--method {method} with metric {metric or task.metric}: {problem}")
-    ref = ModelRef(model_name) if model_name else compiled.model_ref
+    ref = ModelRef(model_name, base_dir=Path.cwd()) if model_name else compiled.model_ref
     if ref is None:
         raise UsageError(f"{compiled.path} declares no model; pass --model")
+    if model_name and compiled.shape is not None:
+        fit_override(compiled.shape, compiled.model_ref.name, ref)  # E215: the task's positions, its file's circuits
     backend = model_for(ref, device, dtype)
     session = Session(backend, _task_data(task_data, task, backend, seed), ablation or task.ablation,
                       metric or task.metric, batch_size)

@@ -55,6 +55,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E212": ("error", "wildcard without a model"),
     "W213": ("warning", "no model declared"),
     "W214": ("warning", "key/value input shared by a head group (grouped-query attention)"),
+    "E215": ("error", "--model has another shape than the file's model"),
     # E3xx: names, imports and composition
     "E301": ("error", "unknown name"),
     "E302": ("error", "duplicate definition"),

@@ -504,6 +504,40 @@ def cached_config(repo_id: str, cache: Path | None = None) -> Path | None:
 
 
 # ---------------------------------------------------------------------------------
+# Applying a file to another model (`--model`)
+# ---------------------------------------------------------------------------------
+
+def shape_differences(written_for: ModelShape, other: ModelShape) -> list[str]:
+    """What differs, in what a circuit's components and edges depend on (layers, query
+    heads, key/value heads, MLPs), between the model a file was written for and another.
+    Widths (d_model, d_head) may differ: the same components and edges exist."""
+    def mlps(shape: ModelShape) -> str:
+        return "no MLPs" if shape.attn_only else "MLPs"
+
+    def grouped(shape: ModelShape) -> bool:
+        return shape.n_kv_heads != shape.n_heads
+
+    pairs = [("layers", written_for.n_layers, other.n_layers), ("heads per layer", written_for.n_heads, other.n_heads)]
+    if grouped(written_for) or grouped(other):  # else the key/value heads are the heads, already named
+        pairs.append(("key/value heads per layer", written_for.n_kv_heads, other.n_kv_heads))
+    pairs.append(("blocks", mlps(written_for), mlps(other)))
+    return [f"{label} {theirs} instead of {ours}" for label, ours, theirs in pairs if ours != theirs]
+
+
+def fit_override(written_for: ModelShape, file_model: str, other: ModelRef) -> ModelShape:
+    """The shape of `other`, the model given with `--model` for a file about `file_model`;
+    ShapeError E215 naming every difference when the file's circuits would not exist in it."""
+    shape = resolve_shape(other)
+    differences = shape_differences(written_for, shape)
+    if differences:
+        raise ShapeError(f"--model {other.name} does not have the shape of {file_model}, the file's model: it has "
+                         f"{'; '.join(differences)}",
+                         "a file's circuits can be applied to another model (a checkpoint, a retrained copy) only "
+                         "when it has the same layers and heads", "E215")
+    return shape
+
+
+# ---------------------------------------------------------------------------------
 # Resolving a `model` line
 # ---------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..core.errors import CircuitlangError
+from ..core.models import ModelRef, ShapeError, fit_override, shape_differences
 from ..lang.check import CheckSpec, TaskSpec
 from ..lang.pipeline import Compiled, load
 from .backends.base import Backend, ModelLoadError
@@ -35,6 +36,7 @@ class RunOptions:
     completeness_samples: int = 10
     sensitivity: str = "auto"  # "auto", "on" or "off": each node under every ablation (eval/sensitivity.py)
     bootstrap: int = DRAWS  # resamples of the examples for intervals (0: none)
+    model: ModelRef | None = None  # `--model`: another model of the file's shape (core.models.fit_override)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Problem:
     where: str
     message: str
     help: str | None = None
+    code: str | None = None  # a diagnostic code where one applies (E215: --model of another shape)
 
 
 @dataclass(frozen=True)
@@ -86,20 +89,34 @@ class _Sessions:
         return evaluator
 
 
-def run_checks(compiled: Compiled, options: RunOptions, checks: Sequence[CheckSpec] | None = None) -> FileOutcome:
-    """Evaluate the checks of a compiled (error-free) file: `checks`, or the file's own."""
+def run_checks(compiled: Compiled, options: RunOptions, checks: Sequence[CheckSpec] | None = None,
+               backend: Backend | None = None) -> FileOutcome:
+    """Evaluate the checks of a compiled (error-free) file: `checks`, or the file's own, on
+    the file's model, `options.model` (checked to have the file's shape), or `backend`
+    (already loaded, e.g. one checkpoint of `circ track`, which checks its shape)."""
     checks = compiled.checks if checks is None else tuple(checks)
     if not checks:
         return FileOutcome(compiled.path)
-    ref = compiled.model_ref
-    where = str(ref.span) if ref is not None else compiled.path
+    ref = options.model or compiled.model_ref
+    where = "--model" if options.model is not None else str(ref.span) if ref is not None else compiled.path
+    if options.model is not None and compiled.shape is not None and backend is None:
+        try:
+            fit_override(compiled.shape, compiled.model_ref.name, options.model)
+        except ShapeError as err:
+            return FileOutcome(compiled.path, problems=(Problem(compiled.path, err.message, err.help, err.code),))
+    given = backend is not None
     try:
-        backend = model_for(ref, options.device, options.dtype)
+        backend = backend or model_for(ref, options.device, options.dtype)
     except ModelLoadError as err:
         if options.skip_unavailable:
             return FileOutcome(compiled.path, skipped=f"{where}: {err}")
         return FileOutcome(compiled.path, problems=(Problem(where, str(err), err.help),))
     static = compiled.shape
+    if given and static is not None and shape_differences(static, backend.shape):
+        return FileOutcome(compiled.path, problems=(Problem(
+            compiled.path, f"{backend.name} does not have the shape of {compiled.model_ref.name}, the file's model: "
+                           f"it has {'; '.join(shape_differences(static, backend.shape))}",
+            "a file's circuits apply only to a model with the same layers and heads", "E215"),))
     if static is not None:
         mine = (static.n_layers, static.n_heads, static.attn_only)
         theirs = (backend.shape.n_layers, backend.shape.n_heads, backend.shape.attn_only)
@@ -147,6 +164,13 @@ def _across_ablations(report: CheckReport, spec: CheckSpec, ablation: str, metri
     return CheckReport(circuit, report.results)
 
 
-def check_file(path: str | Path, **options) -> FileOutcome:
-    """Compile a file and evaluate its checks; raises CircuitError if it does not compile."""
-    return run_checks(load(path), RunOptions(**options))
+def check_file(path: str | Path, model: "str | ModelRef | Backend | None" = None, **options) -> FileOutcome:
+    """Compile a file and evaluate its checks; raises CircuitError if it does not compile.
+
+    `model` applies the file to another model of its shape: a name or directory as
+    `--model` takes it (relative to the current folder), or a loaded backend."""
+    compiled = load(path)
+    if isinstance(model, (str, ModelRef)):
+        ref = model if isinstance(model, ModelRef) else ModelRef(model, base_dir=Path.cwd())
+        return run_checks(compiled, RunOptions(**options, model=ref))
+    return run_checks(compiled, RunOptions(**options), backend=model)
