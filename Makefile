@@ -22,7 +22,7 @@ setup: $(STAMP) graphviz
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' 'transformer-lens>=4,<5'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,distributed]' 'transformer-lens>=4,<5'
 	@touch $(STAMP)
 
 $(STAMP3): pyproject.toml
