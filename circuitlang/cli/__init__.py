@@ -4,6 +4,7 @@
 - `present`: `circ fmt`, `circ render`, `circ diff`;
 - `interop`: `circ import`, `circ export` (EAP-IG/MIB graph JSON);
 - `discover`: `circ discover`;
+- `track`: `circ track` (a file's checks across training checkpoints);
 - `paths`: `circ paths` (the paths between two nodes of a circuit);
 - `catalog`: `circ models`, `circ stdlib`;
 - `common`: the failure path, file helpers, shared options, the progress bar.
@@ -29,6 +30,7 @@ from .discover import discover
 from .interop import export_command, import_command
 from .paths import paths_command
 from .present import diff, fmt_command, render
+from .track import track_command
 
 
 @click.group(cls=CircGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,7 +47,7 @@ def cli(debug: bool) -> None:
 
 
 for command in (check, eval_command, fmt_command, render, diff, paths_command, models, stdlib_command,
-                import_command, export_command, discover):
+                import_command, export_command, discover, track_command):
     cli.add_command(command)
 
 
