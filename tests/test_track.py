@@ -101,6 +101,14 @@ def test_ray_gives_the_same_numbers_as_one_after_another() -> None:
     assert parallel["transitions"] == sequential["transitions"]
 
 
+def test_small_models_run_in_process_unless_workers_are_asked_for() -> None:
+    """Zoo-sized checkpoints are measured faster than Ray starts (bench/bench_track.py), so
+    the default runs them here, and says why."""
+    spec = "stdlib/zoo/induction_phase/step-01200"
+    out = track(str(ROOT / FILE), spec, Options(str(ROOT / FILE), bootstrap=0), base=ROOT)
+    assert out["how"].startswith("in-process (checkpoints this small")
+
+
 def test_cli_writes_table_json_markdown_and_plot(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(ROOT)
     paths = {k: tmp_path / f"track.{k}" for k in ("json", "md", "svg")}

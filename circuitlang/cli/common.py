@@ -228,7 +228,7 @@ def evaluation_options(fn):
                           "one forward pass per node and ablation, once per task; auto: only for models with at "
                           "most 64 heads and MLPs."),
         click.option("--bootstrap", "bootstrap", type=click.IntRange(0), default=1000, show_default=True,
-                     help="Resamples of the examples for the 95%% intervals (0: no intervals)."),
+                     help="Resamples of the examples for the 95% intervals (0: no intervals)."),
     ]
     for option in reversed(options):
         fn = option(fn)

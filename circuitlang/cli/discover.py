@@ -115,10 +115,10 @@ def discover(task_spec: str, model_name: str | None, method: str, k: int | None,
     file's header, and with --json as JSON. The circuit is then pruned of the edges it
     cannot use, which leaves its faithfulness unchanged (docs/discovery.md, "Pruning").
     """
-    from ..core.graph import CircuitGraph
     from ..core.models import ModelRef, fit_override
     from ..discovery.methods import METHODS
     from ..discovery.methods.base import Request
+    from ..discovery.select import with_rounded_scores
     from ..eval.evaluator import Evaluator
     from ..eval.loading import model_for
     from ..eval.session import Session
@@ -192,11 +192,7 @@ def discover(task_spec: str, model_name: str | None, method: str, k: int | None,
               f"{session.metric}"]
     header += [part for line in lines + [f"warning: {w}" for w in warnings]
                for part in textwrap.wrap(line, 100, subsequent_indent="  ")]
-    rounded = {e: {key: float(f"{v:.6g}") if isinstance(v, float) else v for key, v in notes.items()
-                   if not isinstance(v, float) or math.isfinite(v)}
-               for e, notes in circuit.annotations.items()}
-    circuit = CircuitGraph(circuit.nodes, circuit.edges, circuit.model, circuit.name, circuit.level,
-                           circuit.doc, rounded)
+    circuit = with_rounded_scores(circuit)
     met = chosen.selection.target if chosen.selection is not None else None
     check = _check_block(compiled.path, task.name, name, faith, met, output,
                          {"ablation": ablation, "metric": metric}, seed) if model_name is None else ""

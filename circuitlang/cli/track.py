@@ -46,7 +46,8 @@ Examples:
               help="Draw faithfulness and per-node necessity against training step as SVG here.")
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="Checkpoints measured at once on a local Ray started for the run (1: in this process) "
-                   "[default: one per core when Ray is installed: pip install 'circuitlang[distributed]'].")
+                   "[default: one per core when Ray is installed (pip install 'circuitlang[distributed]'), "
+                   "except for zoo-sized models, which are measured faster than Ray starts].")
 @click.option("--ray-address", help="Run on the Ray cluster at this address instead (e.g. ray://head:10001).")
 @click.option("--device", default="cpu", show_default=True, help="Where to run: cpu, cuda, cuda:1, mps.")
 @click.option("--dtype", type=click.Choice(["float32", "float64", "bfloat16", "float16"]), default="float32",
@@ -56,7 +57,7 @@ Examples:
 @click.option("--sensitivity", type=click.Choice(["auto", "on", "off"]), default="off", show_default=True,
               help="Measure each node under every ablation at every checkpoint (see `circ check --help`).")
 @click.option("--bootstrap", type=click.IntRange(0), default=1000, show_default=True,
-              help="Resamples of the examples for the 95%% intervals (0: no intervals).")
+              help="Resamples of the examples for the 95% intervals (0: no intervals).")
 def track_command(file: Path, spec: str, circuit_name: str | None, task_name: str | None, method: str | None,
                   k: int | None, target: float | None, out_dir: Path | None, json_path: Path | None,
                   md_path: Path | None, plot_path: Path | None, workers: int | None, ray_address: str | None,
@@ -73,7 +74,7 @@ def track_command(file: Path, spec: str, circuit_name: str | None, task_name: st
     as one after another. Exits 1 if a checkpoint could not be measured.
     """
     from ..discovery.track import Options, track
-    from ..present.track import track_markdown, track_svg, track_table
+    from ..present.track import grouped_warnings, track_markdown, track_svg, track_table
 
     if (k is not None or target is not None or out_dir is not None) and method is None:
         raise UsageError("--edges, --target and --out-dir go with --discover METHOD")
@@ -94,6 +95,8 @@ def track_command(file: Path, spec: str, circuit_name: str | None, task_name: st
 
     Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160).print(track_table(result))
     click.echo(f"ran: {result['how']}", err=True)
+    for line in grouped_warnings(result):
+        click.echo(f"warning: {line}", err=True)
     for change in result["transitions"]:
         click.echo(change["summary"])
     for path, text, option in ((json_path, lambda: json.dumps(result, indent=2, allow_nan=False) + "\n", "--json"),

@@ -418,3 +418,13 @@ def cpr_cmd(session: Session | Evaluator, ranked: Sequence[Edge] | Mapping[Edge,
     fs = [faith[k] for k in ks]
     return {"cpr": area_under(fractions, fs), "cmd": area_under(fractions, [abs(1 - f) for f in fs]),
             "curve": [{"fraction": x, "edges": k, "faithfulness": f} for x, k, f in zip(fractions, ks, fs)]}
+
+
+def with_rounded_scores(circuit: CircuitGraph) -> CircuitGraph:
+    """The circuit with its float annotations (scores) rounded to 6 significant digits and
+    non-finite ones dropped: what a written .circ shows (full precision is noise there)."""
+    rounded = {e: {key: float(f"{v:.6g}") if isinstance(v, float) else v for key, v in notes.items()
+                   if not isinstance(v, float) or math.isfinite(v)}
+               for e, notes in circuit.annotations.items()}
+    return CircuitGraph(circuit.nodes, circuit.edges, circuit.model, circuit.name, circuit.level, circuit.doc,
+                        rounded)

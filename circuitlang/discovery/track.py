@@ -292,6 +292,7 @@ def _discover(compiled, backend, checkpoint: Checkpoint, options: Options) -> di
                                 if n.is_head or n.kind == "mlp"}),
                   edge_list=sorted(str(e) for e in circuit.edges))
     if options.out_dir:
+        circuit = select.with_rounded_scores(circuit)
         out = Path(options.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"{_safe(checkpoint.name)}.circ"
@@ -307,10 +308,14 @@ def _safe(name: str) -> str:
 
 
 def _model_line(path: str, out: Path) -> str:
-    """The checkpoint as the written file names it: relative to the folder it is written to."""
+    """The checkpoint as the written file names it: relative to the folder it is written
+    to, or absolute when the two share nothing but the root (`../../..` reads worse)."""
     import os
 
-    rel = Path(os.path.relpath(Path(path).resolve(), out.resolve())).as_posix()
+    target, folder = Path(path).resolve(), out.resolve()
+    if os.path.commonpath([target, folder]) == target.anchor:
+        return target.as_posix()
+    rel = Path(os.path.relpath(target, folder)).as_posix()
     return rel if "/" in rel else f"./{rel}"
 
 
@@ -340,12 +345,17 @@ def transitions(entries: Sequence[dict]) -> list[dict]:
         for c in b.get("checks", []):
             before = checks_a.get(c["check"], {}).get("faithfulness")
             if c.get("faithfulness") is not None and before is not None:
-                parts.append(f"{c['circuit']} faithfulness {before:.2f} -> {c['faithfulness']:.2f}")
+                parts.append(f"{c['circuit']} faithfulness {_f2(before)} -> {_f2(c['faithfulness'])}")
         if da.get("faithfulness") is not None and db.get("faithfulness") is not None:
-            parts.append(f"discovered faithfulness {da['faithfulness']:.2f} -> {db['faithfulness']:.2f}")
+            parts.append(f"discovered faithfulness {_f2(da['faithfulness'])} -> {_f2(db['faithfulness'])}")
         change["summary"] = f"{label}: " + (", ".join(parts) if parts else "nothing measured")
         out.append(change)
     return out
+
+
+def _f2(value: float) -> str:
+    """Two decimals, without a sign on a value that rounds to zero."""
+    return f"{value:.2f}".replace("-0.00", "0.00")
 
 
 def _label(entry: dict) -> str:
@@ -356,14 +366,23 @@ def track(file: str, spec: str, options: Options, workers: int | None = None, ad
           progress: Callable[[int, int], None] | None = None, base: Path | None = None) -> dict:
     """Measure every checkpoint `spec` names (`checkpoints`) with `options`, on Ray or in
     this process (`eval.parallel`), and return the result (schema 1, `present.track`)."""
-    from ..eval.loading import thread_count
+    from dataclasses import replace
+
+    from ..eval.loading import is_small, thread_count
     from ..eval.parallel import plan, run_jobs
     from ..lang.pipeline import load
 
     compiled = load(file)  # raises CircuitError (the diagnostics) when the file has errors
     _check_choice(compiled, options)
     sequence = checkpoints(spec, base)
-    how = plan(len(sequence), workers, address)
+    if workers is None and address is None and compiled.shape is not None and is_small(compiled.shape):
+        # measured (bench/bench_track.py): 8 zoo checkpoints take 7 s in-process and 17 s on
+        # a local Ray with 2 workers, whose start costs more than the jobs
+        how = replace(plan(len(sequence), 1, None),
+                      how="in-process (checkpoints this small are measured faster than Ray starts; "
+                          "--workers N runs them on Ray)")
+    else:
+        how = plan(len(sequence), workers, address)
     # the loader's choice for this shape (1 for zoo-sized models), shared among Ray's
     # workers; the same count on both paths gives bit-identical numbers (eval.parallel)
     threads = thread_count(compiled.shape)

@@ -128,8 +128,14 @@ def thread_count(shape: ModelShape | None) -> int:
         return int(raw)
     if shape is None:
         return idle_threads()
+    return 1 if is_small(shape) else idle_threads()
+
+
+def is_small(shape: ModelShape) -> bool:
+    """Whether a model has fewer than SMALL_MODEL_PARAMS weights in its blocks (the zoo):
+    one thread runs it fastest, and a job on it is over before a worker process starts."""
     per_layer = 4 * shape.d_model * shape.n_heads * shape.d_head + (0 if shape.attn_only else 8 * shape.d_model ** 2)
-    return 1 if shape.n_layers * per_layer < SMALL_MODEL_PARAMS else idle_threads()
+    return shape.n_layers * per_layer < SMALL_MODEL_PARAMS
 
 
 def zoo_model(name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,

@@ -171,8 +171,18 @@ def _has_discovered(checkpoints: Sequence[dict]) -> bool:
 
 
 def _heading(result: dict, checkpoints: Sequence[dict]) -> str:
-    how = f" ({result['how']})" if result.get("how") else ""
-    return f"{result.get('file') or 'circuit'}: {len(checkpoints)} checkpoints{how}"
+    """The table's title (how it ran is a line of its own: it can be long)."""
+    return f"{result.get('file') or 'circuit'}: {len(checkpoints)} checkpoints"
+
+
+def grouped_warnings(result: dict) -> list[str]:
+    """Each warning of the result once, with the steps and checks where it occurred, as
+    lines for a terminal (`circ track` prints them on stderr)."""
+    checkpoints = _checkpoints(result)
+    names = _check_names(checkpoints)
+    return [f"at step{'s' if len(steps) > 1 else ''} {_steps_list(steps)}"
+            + (f" ({', '.join(checks)})" if checks else "") + f": {message}"
+            for message, (steps, checks) in _grouped(checkpoints, names, "warnings").items()]
 
 
 # -- terminal ----------------------------------------------------------------------------
@@ -373,8 +383,8 @@ def _nice_ticks(low: float, high: float, most: int, whole: bool = False) -> list
 
 @dataclass(frozen=True)
 class _StepAxis:
-    """Training step -> a position in [0, 1]: linear, log (steps > 0 spanning more than two
-    orders of magnitude) or symlog (the same with a step 0: log10(1 + step / c), c the
+    """Training step -> a position in [0, 1]: linear, log (steps > 0 spanning more than an
+    order of magnitude: checkpoints are usually dense where things change, early) or symlog (the same with a step 0: log10(1 + step / c), c the
     smallest positive step, so 0 still shows)."""
 
     scale: str
@@ -415,7 +425,7 @@ def _step_axis(steps: Sequence[float]) -> _StepAxis:
         return _StepAxis("linear", 0.0, 1.0)
     low, high = min(steps), max(steps)
     positive = [s for s in steps if s > 0]
-    if low >= 0 and positive and high / min(positive) > 100:
+    if low >= 0 and positive and high / min(positive) > 10:
         axis = _StepAxis("log", 0, 1) if low > 0 else _StepAxis("symlog", 0, 1, min(positive))
         t_low, t_high = axis.t(low), axis.t(high)
         pad = 0.03 * (t_high - t_low)
@@ -523,13 +533,10 @@ def track_svg(result: dict, title: str = "") -> str:
     steps = sorted({x for s in series for x, _ in s.points} |
                    {s for cp in checkpoints if (s := _num(cp.get("step"))) is not None})
     axis = _step_axis(steps)
+    # the y range is the values' (and 0..1), not the intervals': a checkpoint where the
+    # model barely does the task has an interval of several units that would flatten
+    # every line; such whiskers are cut at the plot's edge (the table has them whole)
     values = [y for s in series for _, y in s.points if y is not None]
-    for cp in checkpoints:
-        for name in names:
-            entry = _entry(cp, name) or {}
-            interval = entry.get("interval") if not _problem(cp, entry) else None
-            if isinstance(interval, (list, tuple)):
-                values += [v for v in map(_num, interval) if v is not None]
     y_low, y_high = min([0.0, *values]), max([1.0, *values])
     pad = 0.05 * (y_high - y_low)
     y_low, y_high = y_low - pad, y_high + pad
@@ -567,7 +574,7 @@ def track_svg(result: dict, title: str = "") -> str:
     parts.append(f'<rect class="plot-area" x="{left:.1f}" y="{top:.1f}" width="{plot_w:.1f}" '
                  f'height="{plot_h:.1f}" fill="none" stroke="#999"/>')
 
-    changes = [x for t in result.get("transitions") or [] if isinstance(t, dict)
+    changes = [x for t in result.get("transitions") or [] if isinstance(t, dict) and _circuit_changed(t)
                if (x := _num(t.get("to_step"))) is not None and steps and steps[0] <= x <= steps[-1]]
     for step in changes:
         parts.append(f'<line class="transition" x1="{px(step):.1f}" x2="{px(step):.1f}" y1="{top:.1f}" '
@@ -583,7 +590,7 @@ def track_svg(result: dict, title: str = "") -> str:
                      + f' d="{data}" fill="none" stroke="{s.colour}" stroke-width="{s.width}"{dash}/>')
         if s.kind == "faithfulness":
             parts += [_marker(s.marker or "circle", px(x), py(y), s.colour) for x, y in s.points if y is not None]
-            parts += _whiskers(checkpoints, s.check, px, py)
+            parts += _whiskers(checkpoints, s.check, px, py, (y_low, y_high))
         else:
             parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.8" fill="{s.colour}"/>' for x, y in alone]
 
@@ -624,8 +631,14 @@ def track_svg(result: dict, title: str = "") -> str:
     return "\n".join([*head, *parts, "</svg>"]) + "\n"
 
 
-def _whiskers(checkpoints: Sequence[dict], name: str, px: Callable, py: Callable) -> list[str]:
-    """A vertical bar over each faithfulness marker for its 95% interval."""
+def _circuit_changed(transition: dict) -> bool:
+    """Whether a transition's discovered circuits differ (a line in the plot marks it)."""
+    return any(transition.get(key) for key in ("added_edges", "removed_edges", "added_nodes", "removed_nodes"))
+
+
+def _whiskers(checkpoints: Sequence[dict], name: str, px: Callable, py: Callable,
+              y_range: tuple[float, float] = (-math.inf, math.inf)) -> list[str]:
+    """A vertical bar over each faithfulness marker for its 95% interval, cut to `y_range`."""
     out = []
     for cp in checkpoints:
         entry, step = _entry(cp, name), _num(cp.get("step"))
@@ -634,6 +647,7 @@ def _whiskers(checkpoints: Sequence[dict], name: str, px: Callable, py: Callable
             continue
         low, high = (_num(v) for v in interval)
         if low is not None and high is not None:
+            low, high = max(low, y_range[0]), min(high, y_range[1])
             out.append(f'<line class="interval" x1="{px(step):.1f}" x2="{px(step):.1f}" y1="{py(low):.1f}" '
                        f'y2="{py(high):.1f}" stroke="#000" stroke-opacity="0.45" stroke-width="1"/>')
     return out
