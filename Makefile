@@ -48,7 +48,10 @@ demo: setup
 	$(VENV)/bin/circ check stdlib/zoo/induction.circ
 	$(VENV)/bin/circ eval stdlib/zoo/induction.circ --json $(OUT)/induction.json --markdown $(OUT)/induction.md
 	$(VENV)/bin/circ render stdlib/zoo/induction.circ --circuit induction -o $(OUT)/induction.svg
-	@echo "demo: report in $(OUT)/induction.md and $(OUT)/induction.json, drawing in $(OUT)/induction.svg"
+	$(VENV)/bin/circ track stdlib/zoo/induction_phase.circ --checkpoints 'stdlib/zoo/induction_phase/step-*' \
+	  --markdown $(OUT)/training.md --plot $(OUT)/training.svg
+	@echo "demo: report in $(OUT)/induction.md and $(OUT)/induction.json, drawing in $(OUT)/induction.svg;"
+	@echo "      the induction circuit forming during training in $(OUT)/training.md and $(OUT)/training.svg"
 
 test: setup $(STAMP3)
 	@echo "== the suite under TransformerLens 4 ($(VENV)) =="
