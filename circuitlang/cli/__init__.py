@@ -5,6 +5,7 @@
 - `interop`: `circ import`, `circ export` (EAP-IG/MIB graph JSON);
 - `discover`: `circ discover`;
 - `track`: `circ track` (a file's checks across training checkpoints);
+- `match`: `circ match` (which components of a model play a motif's or a circuit's roles);
 - `paths`: `circ paths` (the paths between two nodes of a circuit);
 - `catalog`: `circ models`, `circ stdlib`;
 - `common`: the failure path, file helpers, shared options, the progress bar.
@@ -28,6 +29,7 @@ from .check import check, eval_command
 from .common import CircGroup
 from .discover import discover
 from .interop import export_command, import_command
+from .match import match_command
 from .paths import paths_command
 from .present import diff, fmt_command, render
 from .track import track_command
@@ -47,7 +49,7 @@ def cli(debug: bool) -> None:
 
 
 for command in (check, eval_command, fmt_command, render, diff, paths_command, models, stdlib_command,
-                import_command, export_command, discover, track_command):
+                import_command, export_command, discover, track_command, match_command):
     cli.add_command(command)
 
 
