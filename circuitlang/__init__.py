@@ -1,7 +1,7 @@
 """circuitlang: a declarative language, compiler and evaluator for transformer circuits.
 
 The static pipeline (parse, resolve, lower, check) imports no torch. `evaluate`,
-`load_model` and `check_file` load torch and TransformerLens on first use. The layers
+`load_model`, `check_file` and `match` load torch and TransformerLens on first use. The layers
 (core, lang, present, eval, discovery, cli) are described in docs/architecture.md.
 
 >>> import circuitlang
@@ -36,9 +36,10 @@ __all__ = [
     "evaluate",
     "load",
     "load_model",
+    "match",
 ]
 _LAZY = {"evaluate": ("eval.api", "evaluate"), "load_model": ("eval.loading", "load_model"),
-         "check_file": ("eval.runner", "check_file")}
+         "check_file": ("eval.runner", "check_file"), "match": ("discovery.match", "match")}
 
 
 def __getattr__(name: str):

@@ -130,3 +130,9 @@ def test_cli_refuses_what_it_cannot_match(tmp_path: Path, monkeypatch) -> None:
     unknown = run(cli, ["match", "stdlib/motifs/induction.circ:nope", "--task",
                         "stdlib/zoo/induction.circ:repeat_tokens"], catch_exceptions=False)
     assert unknown.exit_code == 1 and "nope" in unknown.stderr
+
+
+def test_python_api() -> None:
+    task = cl.load(ROOT / "stdlib/zoo/induction.circ").tasks["repeat_tokens"]
+    result = cl.match(MOTIF, "zoo:induction-2l", task, "induction", keep=2, bootstrap=0)
+    assert result.matches[0].text() == "prev = L0.H2, ind = L1.H1" and result.matches[0].interval is None

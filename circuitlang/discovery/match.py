@@ -408,6 +408,27 @@ def _with_intervals(measured, evaluator, seed: int, role_scores, template: Templ
     return out
 
 
+def match(motif: str | Path, model, task, name: str | None = None, **options) -> Result:
+    """`circ match` for scripts: rank bindings of the motif (or circuit) `name` of the
+    file `motif` on `model` (a name or a loaded backend) and `task` (a task from a
+    compiled file: its ablation, metric and seed are used). `options` are `search`'s.
+
+    >>> import circuitlang as cl                                     # doctest: +SKIP
+    >>> task = cl.load("stdlib/zoo/induction.circ").tasks["repeat_tokens"]
+    >>> cl.match("stdlib/motifs/induction.circ", "zoo:induction-2l", task, "induction").matches[0].text()
+    'prev = L0.H2, ind = L1.H1'
+    """
+    from ..eval.evaluator import Evaluator
+    from ..eval.loading import load_model
+    from ..eval.session import Session
+    from ..eval.tasks.registry import task_data
+
+    backend = load_model(model) if isinstance(model, str) else model
+    evaluator = Evaluator(Session(backend, task_data(task, backend, task.seed), task.ablation, task.metric),
+                          draws=options.pop("bootstrap", 1000))
+    return search(load_template(Path(motif), name), evaluator, seed=task.seed, **options)
+
+
 def bound_circuit(result: Result, model: str, how: str) -> str:
     """The best binding as a .circ file: its groups, its circuit, and a header saying how
     it was found."""
