@@ -98,15 +98,7 @@ def _layer_pattern(backend: Backend, layer: int, x: torch.Tensor) -> torch.Tenso
         out = torch.einsum("npd,hde->nhpe", normed, attn.weight(channel))
         return out + attn.bias(channel)[None, :, None, :]
 
-    q, k = project("q"), project("k")
-    if attn.q_norm is not None:
-        q = attn.q_norm(q)
-    if attn.k_norm is not None:
-        k = attn.k_norm(k)
-    if attn.rotary is not None:
-        n, h, p, e = q.shape
-        q = attn.rotary(q.reshape(n * h, p, e)).reshape(n, h, p, e)
-        k = attn.rotary(k.reshape(n * h, p, e)).reshape(n, h, p, e)
+    q, k = attn.query_key(project("q"), project("k"))
     return torch.softmax(attn.scores(q, k), dim=-1)
 
 

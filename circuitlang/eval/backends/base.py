@@ -123,6 +123,19 @@ class Attention:
             return tensor[head // group]
         return tensor if group == 1 else tensor.repeat_interleave(group, dim=0)
 
+    def query_key(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Queries and keys [..., P, d_head] as the scores read them: through the per-head
+        q/k norms and the rotary embedding where the model has them."""
+        if self.q_norm is not None:
+            q = self.q_norm(q)
+        if self.k_norm is not None:
+            k = self.k_norm(k)
+        if self.rotary is not None:
+            shape = q.shape
+            q = self.rotary(q.reshape(-1, *shape[-2:])).reshape(shape)
+            k = self.rotary(k.reshape(-1, *k.shape[-2:])).reshape(k.shape)
+        return q, k
+
     def scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """Attention scores [..., P, P] of queries and keys [..., P, d_head], masked
         (causal, and the window if any) with -inf."""

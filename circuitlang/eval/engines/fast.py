@@ -236,14 +236,7 @@ class FastEngine:
             q = pick(0) @ attn.weight("q", head) + attn.bias("q", head)
             k = pick(1) @ attn.weight("k", head) + attn.bias("k", head)
             v = pick(2) @ attn.weight("v", head) + attn.bias("v", head)
-            if attn.q_norm is not None:
-                q = attn.q_norm(q)
-            if attn.k_norm is not None:
-                k = attn.k_norm(k)
-            if attn.rotary is not None:
-                g, b, p, e = q.shape
-                q = attn.rotary(q.reshape(g * b, p, e)).reshape(g, b, p, e)
-                k = attn.rotary(k.reshape(g * b, p, e)).reshape(g, b, p, e)
+            q, k = attn.query_key(q, k)
             pattern = torch.softmax(attn.scores(q, k), dim=-1)
             out = (pattern @ v) @ attn.W_O[head]
             scale = head_scale(self.backend, layer, batch.divisors.get(Site(SiteKind.ATTN_POST_SCALE, layer)))
