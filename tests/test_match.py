@@ -136,3 +136,28 @@ def test_python_api() -> None:
     task = cl.load(ROOT / "stdlib/zoo/induction.circ").tasks["repeat_tokens"]
     result = cl.match(MOTIF, "zoo:induction-2l", task, "induction", keep=2, bootstrap=0)
     assert result.matches[0].text() == "prev = L0.H2, ind = L1.H1" and result.matches[0].interval is None
+
+
+def _stdlib_motifs() -> list[tuple[Path, str]]:
+    import re
+
+    return [(path, m.group(1)) for path in sorted((ROOT / "stdlib" / "motifs").glob("*.circ"))
+            for m in re.finditer(r"^circuit (\w+)\(", path.read_text(encoding="utf-8"), re.M)]
+
+
+@pytest.mark.parametrize("path,name", _stdlib_motifs(), ids=lambda x: getattr(x, "stem", x))
+def test_every_stdlib_motif_becomes_a_template(path: Path, name: str) -> None:
+    """Each motif of the standard library is matchable: its template uses every parameter,
+    and binding each parameter to a distinct head of GPT-2 small in layer order gives the
+    motif's own instantiation."""
+    from circuitlang.core.models import KNOWN_SHAPES
+
+    template = load_template(path, name)
+    used = {end for e in template.edges for end in e[:2] if isinstance(end, str)}
+    assert template.params and used == set(template.params)
+    heads = {p: (Node.attn(2 + 3 * i, i),) for i, p in enumerate(template.params)}
+    mine = instantiate(template, heads, KNOWN_SHAPES["gpt2"])
+    args = ", ".join(str(heads[p][0]) for p in template.params)
+    text = f'model gpt2\nimport "{path.as_posix()}" as m\ncircuit c = m.{name}({args})\n'
+    theirs = cl.compile_text(text).circuits["c"]
+    assert mine is not None and mine.edges == theirs.edges
