@@ -181,3 +181,16 @@ def test_worker_env_carries_this_sys_path(monkeypatch):
     assert all(os.path.isdir(entry) for entry in entries)
     assert env["TRANSFORMERS_OFFLINE"] == "1" and "CIRC_THREADS" not in env
     assert parallel.worker_env(cluster=True)["PYTHONPATH"].endswith(os.pathsep + "${PYTHONPATH}")
+
+
+def test_an_unreachable_cluster_is_refused_quickly() -> None:
+    """Ray retries an unreachable head for minutes; the runner checks the port first."""
+    import socket
+
+    pytest.importorskip("ray")
+    with socket.socket() as probe:  # a port nothing listens on: bind, then close
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    plan = parallel.plan(2, None, f"127.0.0.1:{port}")
+    with pytest.raises(parallel.ParallelError, match="nothing answers at"):
+        parallel.run_jobs(abs, [1, 2], plan)

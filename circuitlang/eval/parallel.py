@@ -147,6 +147,8 @@ def ray_session(plan: Plan) -> Iterator[None]:
     it is. Shut down on exit only when started here."""
     import ray
 
+    if plan.address is not None:
+        _reachable(plan.address)
     if ray.is_initialized():
         yield
         return
@@ -168,6 +170,28 @@ def ray_session(plan: Plan) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def _reachable(address: str, seconds: float = 5.0) -> None:
+    """Refuse, within `seconds`, a cluster address nothing answers at: Ray itself retries
+    an unreachable head for minutes. `auto` and addresses without a port are left to Ray."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return
+    if not host or port is None:
+        return
+    try:
+        with socket.create_connection((host, port), timeout=seconds):
+            return
+    except OSError as error:
+        raise ParallelError(f"nothing answers at {address} ({host}:{port}): {error.strerror or error}",
+                            "check the address (`ray status` on the head node prints it), or leave "
+                            "--ray-address out to run here") from None
 
 
 def _hush_ray_start() -> Callable[[], None]:
