@@ -175,10 +175,10 @@ def test_out_of_memory_splits_the_variants_with_a_note(induction, monkeypatch) -
 
     real = FastEngine.run
 
-    def tight(self, clean, ablated, variants, named):
+    def tight(self, clean, ablated, variants, named, columns=None):
         if len(variants) > 2:
             raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 1 GB")
-        return real(self, clean, ablated, variants, named)
+        return real(self, clean, ablated, variants, named, columns)
 
     session = Session(loaded, data, "zero")
     expected = Evaluator(session).report(circuit)

@@ -139,6 +139,22 @@ def test_fast_engine_equals_reference(setup, data) -> None:
     torch.testing.assert_close(fast, reference, **TOL)
 
 
+def test_answer_columns_equal_the_full_vocabulary(setup) -> None:
+    """Logit difference unembeds only the answer's and the wrong token's columns
+    (`Backend.unembed_columns`): the same logits as the whole vocabulary's, soft-capping
+    (Gemma) included, for several circuits at once."""
+    _, backend, clean, corrupt, named = setup
+    edges = all_edges(backend.shape)
+    circuits = [CircuitGraph.from_edges(edges[i::3]) for i in range(3)] + [CircuitGraph.from_edges(edges)]
+    ablated = cache_senders(backend, corrupt).outputs
+    columns = torch.stack([clean[:, 1], clean[:, 2]], dim=1)
+    engine = FastEngine(backend)
+    full = engine.run(clean, ablated, circuits, named)
+    picked = engine.run(clean, ablated, circuits, named, columns)
+    assert picked.shape == (len(circuits), clean.shape[0], 2)
+    torch.testing.assert_close(picked, full.gather(-1, columns.expand(len(circuits), -1, -1)), **TOL)
+
+
 def test_head_space_gradients_equal_the_split_route(setup) -> None:
     from circuitlang.discovery.receiver_grads import receiver_grads
     from circuitlang.eval.session import Session

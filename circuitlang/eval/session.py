@@ -191,8 +191,10 @@ class Session:
             group = variants[start:start + chunk]
             parts = []
             for index, (part, clean, ablated, named) in enumerate(self._batches):
-                logits = self._run(clean, ablated, group, named)
-                parts.append(self._values(logits, part, self.kl_reference(index)))
+                columns = self._answer_columns(part)
+                logits = self._run(clean, ablated, group, named, columns)
+                parts.append(self._values(logits, part, self.kl_reference(index)) if columns is None
+                             else self._column_values(logits))
                 done += 1
                 if self.progress:
                     self.progress(done, total)
@@ -209,10 +211,23 @@ class Session:
                     seen.add(edge.position)
         self._positions_checked = frozenset(seen)
 
-    def _run(self, clean, ablated: SenderCache, variants, named) -> torch.Tensor:
+    def _answer_columns(self, part: TaskData) -> torch.Tensor | None:
+        """[B, 2] (answer, wrong) token ids when the fast engine can unembed just those
+        for this metric (`Metric.answer_columns_only`); None: the whole vocabulary."""
+        if self._fast is None or not METRICS[self.metric].answer_columns_only:
+            return None
+        return torch.stack([part.answer, part.wrong], dim=1)
+
+    def _column_values(self, logits: torch.Tensor) -> torch.Tensor:
+        """The metric of [K, B, 2] logits of (answer, wrong): index 0 is the answer, 1 the wrong token."""
+        b = logits.shape[1]
+        zeros = torch.zeros(b, dtype=torch.long, device=logits.device)
+        return METRICS[self.metric](logits, zeros, zeros + 1, None)
+
+    def _run(self, clean, ablated: SenderCache, variants, named, columns: torch.Tensor | None = None) -> torch.Tensor:
         try:
             if self._fast is not None:
-                return self._fast.run(clean, ablated.outputs, variants, named)
+                return self._fast.run(clean, ablated.outputs, variants, named, columns)
             return run_reference(self.backend, clean, ablated.outputs, variants, named)
         except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError) as err:
             if not _out_of_memory(err):
@@ -222,8 +237,8 @@ class Session:
                                       "lower --batch-size, or use a smaller --dtype") from None
             half = len(variants) // 2
             self.notes.append(f"ran out of memory with {len(variants)} circuits in one pass; split them in two")
-            return torch.cat([self._run(clean, ablated, variants[:half], named),
-                              self._run(clean, ablated, variants[half:], named)])
+            return torch.cat([self._run(clean, ablated, variants[:half], named, columns),
+                              self._run(clean, ablated, variants[half:], named, columns)])
 
     def knockout_metric(self, node_sets: Sequence[Iterable[Node]]) -> torch.Tensor:
         """m(M without K) per node set and example: [K, N], by activation patching."""

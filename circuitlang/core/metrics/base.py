@@ -17,6 +17,9 @@ class Metric:
     to metrics with `needs_reference`. `differentiable` is False for a metric whose
     gradient is zero almost everywhere (gradient methods refuse it); `flat_at_clean` is
     True for one at its minimum at the clean run, so that its gradient there is zero.
+    `answer_columns_only` is True for a metric that reads the logits of the answer and
+    the wrong token only: the fast engine then unembeds those two columns, not the whole
+    vocabulary (`Backend.unembed_columns`), and calls it with answer 0 and wrong 1.
     """
 
     name: str
@@ -27,6 +30,7 @@ class Metric:
     differentiable: bool = True
     flat_at_clean: bool = False
     needs_reference: bool = False
+    answer_columns_only: bool = False  # reads the answer's and the wrong token's logits and nothing else
     why_not_differentiable: str = ""
     why_flat_at_clean: str = ""
 

@@ -15,4 +15,4 @@ def _compute(logits, answer, wrong, reference):
     return (logits.gather(-1, answer_index(logits, answer)) - logits.gather(-1, answer_index(logits, wrong))).squeeze(-1)
 
 
-ENTRY = Metric("logit_diff", 0, "logit(answer) − logit(wrong)", "task-dependent", _compute)
+ENTRY = Metric("logit_diff", 0, "logit(answer) − logit(wrong)", "task-dependent", _compute, answer_columns_only=True)

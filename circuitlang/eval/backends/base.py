@@ -211,6 +211,10 @@ class Backend(Protocol):
     def unembed(self, resid: torch.Tensor) -> torch.Tensor:
         """Logits from the normalised final stream: [..., d_model] -> [..., vocab]."""
 
+    def unembed_columns(self, resid: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """The logits of some tokens only: resid [N, d_model], columns [N, C] token ids ->
+        [N, C], equal to `unembed(resid)` gathered at `columns` (float rounding aside)."""
+
     def unsupported(self) -> list[str]:
         """What of this model the pieces do not reproduce exactly (empty when all is)."""
 

@@ -145,6 +145,10 @@ class TransformerLensBackend(TokensAndLogits):
         """
         return torch.nn.functional.linear(resid, self.model.W_U.T, self.model.b_U)
 
+    def unembed_columns(self, resid: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """Logits of `columns` only (logit difference reads two of GPT-2's 50,257)."""
+        return torch.einsum("nd,ncd->nc", resid, self.model.W_U.T[columns]) + self.model.b_U[columns]
+
     def unsupported(self) -> list[str]:
         cfg = self.model.cfg
         problems = []

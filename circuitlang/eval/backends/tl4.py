@@ -299,6 +299,13 @@ class BridgeBackend(TokensAndLogits):
             logits = self._logit_cap * torch.tanh(logits / self._logit_cap)
         return logits
 
+    def unembed_columns(self, resid: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """Logits of `columns` only (logit difference reads two of GPT-2's 50,257)."""
+        logits = torch.einsum("nd,ncd->nc", resid, self.model.W_U.T[columns]) + self.model.b_U[columns]
+        if self._logit_cap:
+            logits = self._logit_cap * torch.tanh(logits / self._logit_cap)
+        return logits
+
     def unsupported(self) -> list[str]:
         problems = []
         for block, pieces in zip(self.model.blocks, self.layers):

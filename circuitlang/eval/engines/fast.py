@@ -119,14 +119,15 @@ class FastEngine:
 
     # -- evaluation ------------------------------------------------------------------------
     def run(self, clean: torch.Tensor, ablated: Mapping[Node, torch.Tensor], variants: Sequence[CircuitGraph],
-            named: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Logits [K, B, vocab] at each example's END position, one row per variant."""
+            named: Mapping[str, torch.Tensor], columns: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [K, B, vocab] at each example's END position, one row per variant; with
+        `columns` ([B, C] token ids), only those tokens' logits [K, B, C]."""
         with torch.no_grad():
             batch = self._prepare(clean, ablated, named)
             incoming = [self._incoming(v) for v in variants]
             signatures, keys = self._signatures(incoming)
             deltas = self._compute_nodes(batch, keys, clean.shape[1], _end_only(incoming))
-            return self._logits(batch, incoming, signatures, deltas)
+            return self._logits(batch, incoming, signatures, deltas, columns)
 
     def _incoming(self, variant: CircuitGraph) -> dict[tuple[Node, str | None], list[tuple[Node, frozenset | None]]]:
         """Per receiver port (`ModelShape.port`), each sender once with the positions its
@@ -252,7 +253,7 @@ class FastEngine:
         return pieces.mlp(pieces.mlp_norm.apply(x.reshape(d * b, p, m))).reshape(d, b, p, m)
 
     def _logits(self, batch: _Batch, incoming: list[dict], signatures: list[dict[Node, int]],
-                deltas: "_Deltas") -> torch.Tensor:
+                deltas: "_Deltas", columns: torch.Tensor | None = None) -> torch.Tensor:
         rows = torch.arange(batch.embed.shape[0])
         readout = batch.named["END"]
         base = batch.abl_final[rows, readout]  # [B, d]
@@ -270,6 +271,9 @@ class FastEngine:
         stacked = torch.stack(finals)  # [K, B, d]
         k, b, d = stacked.shape
         normed = self.backend.final_norm.apply(stacked.reshape(k * b, 1, d))
+        if columns is not None:  # the metric reads these tokens only: skip the rest of the vocabulary
+            wanted = columns.to(normed.device).repeat(k, 1)  # [K * B, C]
+            return self.backend.unembed_columns(normed[:, 0], wanted).reshape(k, b, -1)
         return self.backend.unembed(normed).reshape(k, b, -1)
 
 
