@@ -413,10 +413,11 @@ def match(motif: str | Path, model, task, name: str | None = None, **options) ->
     file `motif` on `model` (a name or a loaded backend) and `task` (a task from a
     compiled file: its ablation, metric and seed are used). `options` are `search`'s.
 
-    >>> import circuitlang as cl                                     # doctest: +SKIP
-    >>> task = cl.load("stdlib/zoo/induction.circ").tasks["repeat_tokens"]
-    >>> cl.match("stdlib/motifs/induction.circ", "zoo:induction-2l", task, "induction").matches[0].text()
-    'prev = L0.H2, ind = L1.H1'
+    For example (docs/match.md; tests/test_match.py runs it):
+
+        task = circuitlang.load("stdlib/zoo/induction.circ").tasks["repeat_tokens"]
+        result = circuitlang.match("stdlib/motifs/induction.circ", "zoo:induction-2l", task, "induction")
+        result.matches[0].text()  # 'prev = L0.H2, ind = L1.H1'
     """
     from ..eval.evaluator import Evaluator
     from ..eval.loading import load_model
