@@ -17,6 +17,7 @@ from .core.graph import EMBED, LOGITS, CircuitGraph, Edge, Node
 from .core.positions import Position
 from .core.version import __version__
 from .lang.pipeline import Compiled, compile_file, compile_text, load
+from .present import notebook as _notebook  # noqa: F401  (registers how circuits show in a notebook)
 
 __all__ = [
     "__version__",

@@ -76,6 +76,9 @@ class Node(NamedTuple):
             return f"L{self.layer}.MLP"
         return self.kind
 
+    def __repr__(self) -> str:
+        return f"Node({str(self)!r})"  # `Node('logits')`, not its layer sentinel
+
 
 EMBED = Node(EMBED_LAYER, "embed")
 LOGITS = Node(LOGITS_LAYER, "logits")
@@ -104,6 +107,9 @@ class Edge(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.sender} -> {self.target}"
+
+    def __repr__(self) -> str:
+        return f"Edge({str(self)!r})"
 
 
 Annotations = Mapping[str, object]
@@ -227,6 +233,17 @@ class CircuitGraph:
 
     def __str__(self) -> str:
         return f"circuit {self.name or '<anonymous>'}: {len(self.nodes)} nodes, {len(self.edges)} edges"
+
+    def __repr__(self) -> str:
+        """Short: name, model and size (the default would print every node and edge)."""
+        model = f", model={self.model!r}" if self.model else ""
+        return f"CircuitGraph({self.name or '<anonymous>'!r}{model}, {len(self.nodes)} nodes, {len(self.edges)} edges)"
+
+    def _repr_svg_(self) -> str | None:
+        """The circuit drawn, in a notebook (present.notebook draws it with Graphviz)."""
+        from .display import shown
+
+        return shown(self, "svg")
 
 
 def _endpoints(edges: Iterable[Edge]) -> frozenset[Node]:

@@ -10,6 +10,7 @@ carry a bootstrap `Interval` over examples (eval/bootstrap.py) where one was com
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html import escape
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,58 @@ class CircuitReport:
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # what was not measured, and why
 
+    def __repr__(self) -> str:
+        """Short: what was measured and the faithfulness (the default would print every
+        per-example value)."""
+        interval = f" {self.faithfulness_interval}" if self.faithfulness_interval else ""
+        return (f"CircuitReport({self.circuit!r} on {self.task!r}, {self.ablation} ablation: "
+                f"faithfulness {self.faithfulness:.4f}{interval}, {self.n_examples} examples"
+                f"{f', {len(self.warnings)} warnings' if self.warnings else ''})")
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the measures with their intervals, warnings, and each edge's and
+        node's contribution."""
+        from ..present.notebook import table_html
+
+        def iv(interval: Interval | None) -> str:
+            return str(interval) if interval else ""
+
+        parts = [table_html(["measure", "value", "95% interval"],
+                            [["faithfulness", self.faithfulness, iv(self.faithfulness_interval)],
+                             ["m(model)", self.m_model, ""], ["m(empty)", self.m_empty, ""],
+                             ["m(circuit)", self.m_circuit, ""]],
+                            f"{self.circuit} on {self.task} ({self.model}, {self.ablation} ablation, "
+                            f"{self.metric}, {self.n_examples} examples)")]
+        parts += [f"<p><b>warning</b>: {escape(w)}</p>" for w in self.warnings]
+        for label, rows in (("edge", self.edges), ("node", self.nodes)):
+            if rows:
+                parts.append(table_html([label, "Δ faithfulness", "95% interval", "superfluous"],
+                                        [[c.name, c.delta, iv(c.interval), "yes" if c.superfluous else ""]
+                                         for c in rows]))
+        return "".join(parts)
+
+    def to_pandas(self, what: str = "edges"):
+        """Each edge's (or, `what="nodes"`, node's) contribution as a pandas DataFrame:
+        name, delta (the faithfulness lost without it), its interval, superfluous.
+        Needs pandas (`pip install 'circuitlang[tables]'`)."""
+        pandas = _pandas()
+        rows = {"edges": self.edges, "nodes": self.nodes}[what]
+        return pandas.DataFrame([{"name": c.name, "delta": c.delta,
+                                  "low": c.interval.low if c.interval else None,
+                                  "high": c.interval.high if c.interval else None,
+                                  "superfluous": c.superfluous} for c in rows],
+                                columns=["name", "delta", "low", "high", "superfluous"])
+
+
+def _pandas():
+    try:
+        import pandas
+    except ImportError:
+        from ..core.errors import CircuitlangError
+
+        raise CircuitlangError("tables need pandas", "pip install 'circuitlang[tables]'") from None
+    return pandas
+
 
 @dataclass(frozen=True)
 class ExpectResult:
@@ -121,3 +174,19 @@ class CheckReport:
     @property
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
+
+    def __repr__(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        return f"CheckReport({self.circuit.circuit!r} on {self.circuit.task!r}: {verdict}, {len(self.results)} expectations)"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: each expectation's verdict and measured value with its interval,
+        then the circuit's report."""
+        from ..present.notebook import table_html
+
+        rows = [[r.text, "pass" if r.passed else "FAIL", "" if r.value is None else r.value,
+                 str(r.interval) if r.interval else "", r.detail] for r in self.results]
+        verdict = "PASS" if self.passed else "FAIL"
+        return (table_html(["expectation", "result", "value", "95% interval", "detail"], rows,
+                           f"check {self.circuit.circuit} on {self.circuit.task}: {verdict}")
+                + self.circuit._repr_html_())

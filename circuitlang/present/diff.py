@@ -20,7 +20,7 @@ Annotations (scores) are not compared: two circuits with the same edges are equa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping, TypeVar
 
 from ..core.graph import CircuitGraph, Edge, Node
@@ -46,6 +46,21 @@ class CircuitDiff:
     # The models the two circuits are for, as their `model` lines name them (None: none).
     model_a: str | None = None
     model_b: str | None = None
+    # the two circuits themselves, for drawing the diff (not part of its value)
+    graph_a: CircuitGraph | None = field(default=None, compare=False, repr=False)
+    graph_b: CircuitGraph | None = field(default=None, compare=False, repr=False)
+
+    def __repr__(self) -> str:
+        return f"CircuitDiff({self.name_a!r} -> {self.name_b!r}: {self.summary()})"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the union drawn with colours (where Graphviz is installed) and the listing."""
+        from html import escape
+
+        from .notebook import diff_svg
+
+        svg = diff_svg(self) or ""
+        return f"<div>{svg}<pre>{escape(self.to_text())}</pre></div>"
 
     @property
     def is_empty(self) -> bool:
@@ -109,6 +124,8 @@ def diff_graphs(a: CircuitGraph, b: CircuitGraph, name_a: str = "a", name_b: str
         edges_removed=_sorted(a.edges - b.edges, Edge.sort_key),
         model_a=models[0],
         model_b=models[1],
+        graph_a=a,
+        graph_b=b,
     )
 
 

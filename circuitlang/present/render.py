@@ -136,6 +136,12 @@ def render_dot(dot_text: str, out: Path) -> None:
     if fmt == "dot":
         _write(out, dot_text.encode())
         return
+    _write(out, drawn(dot_text, fmt))
+
+
+def drawn(dot_text: str, fmt: str) -> bytes:
+    """`dot_text` drawn by Graphviz in `fmt` (svg, png, pdf); a RenderError when `dot` is
+    missing, fails or takes longer than DOT_TIMEOUT_S."""
     exe = shutil.which("dot")
     if exe is None:
         raise RenderError(INSTALL_HINT)
@@ -148,7 +154,7 @@ def render_dot(dot_text: str, out: Path) -> None:
     if done.returncode != 0:
         detail = done.stderr.decode(errors="replace").strip()
         raise RenderError(f"`dot -T{fmt}` failed (exit {done.returncode}): {detail}")
-    _write(out, done.stdout)
+    return done.stdout
 
 
 # -- DOT pieces ----------------------------------------------------------------------------
