@@ -55,3 +55,70 @@ def test_reports_show_verdicts_and_intervals() -> None:
     assert list(frame.columns) == ["name", "delta", "low", "high", "superfluous"]
     assert set(frame["name"]) == {c.name for c in report.edges} and len(frame) == len(report.edges)
     assert len(report.to_pandas("nodes")) == len(report.nodes)
+
+
+def test_class_level_drawing_collapses_groups_and_counts_edges() -> None:
+    """IOI at class level, as Wang et al. draw it: one node per group, one arrow per pair
+    of classes labelled with channels and edge count; embed can be left out."""
+    from circuitlang.lang.lower import groups_of
+    from circuitlang.present.render import to_class_dot
+
+    compiled = cl.load("stdlib/gpt2/ioi.circ")
+    ioi = compiled.circuits["ioi"]
+    dot = to_class_dot(ioi, groups_of(compiled.program, "ioi"), embed=False)
+    nodes = {line.split('"')[1] for line in dot.splitlines() if "[label=" in line and "graph [" not in line}
+    assert nodes == {"logits", "name_movers", "backup_name_movers", "negative_name_movers", "s_inhibition",
+                     "induction", "duplicate_token", "previous_token"}
+    arrows = [line for line in dot.splitlines() if "->" in line]
+    assert '"s_inhibition" -> "backup_name_movers"' in dot and 'label="q ×32"' in dot
+    assert len(arrows) == 9 and "embed" not in dot
+    assert sum(int(line.split("×")[1].split('"')[0]) for line in arrows) == \
+        sum(1 for e in ioi.edges if e.sender != EMBED) - sum(
+            1 for e in ioi.edges if e.sender != EMBED and _same_class(compiled, e))
+    bare = to_class_dot(ioi, groups_of(compiled.program, "ioi"), labels=False)
+    assert "×" not in bare and '"embed"' in bare
+
+
+def _same_class(compiled, edge) -> bool:
+    from circuitlang.lang.lower import groups_of
+
+    groups = groups_of(compiled.program, "ioi")
+    home = {n: name for name, members in reversed(list(groups.items())) for n in members}
+    return home.get(edge.sender, str(edge.sender)) == home.get(edge.receiver, str(edge.receiver))
+
+
+def test_render_collapse_on_the_command_line(tmp_path, monkeypatch) -> None:
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from circuitlang.cli import cli
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    out = tmp_path / "ioi.dot"
+    result = CliRunner().invoke(cli, ["render", "stdlib/gpt2/ioi.circ", "--circuit", "ioi", "--collapse", "--no-embed",
+                                      "-o", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0 and "at class level" in result.stderr
+    assert '"s_inhibition" -> "name_movers"' in out.read_text()
+    loose = CliRunner().invoke(cli, ["render", "stdlib/gpt2/ioi.circ", "--no-embed", "-o", str(out)],
+                               catch_exceptions=False)
+    assert loose.exit_code == 2 and "--collapse" in loose.stderr
+
+
+def test_plots_refuse_a_name_that_is_not_svg(tmp_path, monkeypatch) -> None:
+    """A .png holding SVG text opens nowhere: --plot refuses it before any work."""
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from circuitlang.cli import cli
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    run = CliRunner().invoke
+    discover = run(cli, ["discover", "--task", "stdlib/zoo/induction.circ:repeat_tokens", "--method", "eap",
+                         "--edges", "3", "--plot", str(tmp_path / "curve.png")], catch_exceptions=False)
+    assert discover.exit_code == 2 and "name the file .svg" in discover.stderr
+    track = run(cli, ["track", "stdlib/zoo/induction_phase.circ", "--checkpoints", "stdlib/zoo/induction_phase/step-*",
+                      "--plot", str(tmp_path / "t.pdf")], catch_exceptions=False)
+    assert track.exit_code == 2 and "name the file .svg" in track.stderr
+    assert not (tmp_path / "curve.png").exists() and not (tmp_path / "t.pdf").exists()

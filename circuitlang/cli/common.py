@@ -200,6 +200,14 @@ def model_options(fn):
     return fn
 
 
+def check_svg_name(path: Path | None, option: str) -> None:
+    """Plots are written as SVG: refuse another suffix (a .png holding SVG text opens
+    nowhere) before any work is done."""
+    if path is not None and str(path) != "-" and path.suffix.lower() != ".svg":
+        raise UsageError(f"{option} {path}: plots are written as SVG; name the file .svg",
+                         "convert it afterwards if you need another format (e.g. rsvg-convert -f png)")
+
+
 def override_option(fn):
     """`--model M`: run a file's checks on another model of its shape (a checkpoint of the
     same run, a retrained copy) instead of the model its `model` line names; a name as

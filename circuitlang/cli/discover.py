@@ -25,7 +25,8 @@ import click
 from ..core.ablations import ABLATIONS
 from ..core.errors import CircuitlangError
 from ..core.metrics import METRICS
-from .common import ProgressBar, UsageError, check_writable, compile_or_fail, model_options, write_output
+from .common import (ProgressBar, UsageError, check_svg_name, check_writable, compile_or_fail, model_options,
+                     write_output)
 
 EXAMPLES = """
 \b
@@ -93,7 +94,7 @@ def _task(spec: str):
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the .circ here (default: stdout).")
 @click.option("--curve", "curve_path", type=click.Path(path_type=Path),
               help="Write the faithfulness curve over MIB's edge fractions, with CPR and CMD, as JSON.")
-@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Draw that curve as SVG.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Draw that curve as SVG (a .svg file).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path),
               help="Write what was chosen and why (the selection, its measured curve, pruning, warnings) as JSON.")
 @model_options
@@ -256,6 +257,7 @@ def _check_arguments(name: str, threshold: float | None, target: float | None, *
             raise UsageError(f"{option} must be a finite number, not {value}")
     for option, path in zip(("-o", "--curve", "--plot", "--json"), outputs):
         check_writable(path, option)
+    check_svg_name(outputs[2], "--plot")
 
 
 def _refuse_overwriting(task_file: Path, *outputs: Path | None) -> None:

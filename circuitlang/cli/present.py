@@ -135,20 +135,35 @@ def _formatted(module, diagnostics: list) -> tuple[str | None, str]:
               help="Output file: .svg, .png, .pdf or .dot (default: FILE's name with .svg).")
 @click.option("--force", is_flag=True,
               help="Draw even a circuit of more than 2,000 edges (Graphviz may take minutes; .dot is always written).")
-def render(file: Path, circuit_name: str | None, output: Path | None, force: bool) -> None:
+@click.option("--collapse", is_flag=True,
+              help="Class level: each group one node, the edges between two classes one arrow with their count "
+                   "(as IOI is drawn in the paper).")
+@click.option("--no-embed", is_flag=True, help="With --collapse: leave out embed and its edges.")
+@click.option("--no-labels", is_flag=True, help="With --collapse: no channel/count labels on the arrows.")
+def render(file: Path, circuit_name: str | None, output: Path | None, force: bool, collapse: bool, no_embed: bool,
+           no_labels: bool) -> None:
     """Draw a circuit: layers bottom to top, heads and MLPs distinct, q/k/v on edges,
-    groups as boxes, scores as edge widths. SVG, PNG and PDF need Graphviz's `dot`.
+    groups as boxes, scores as edge widths; with --collapse, at class level (one node per
+    group). SVG, PNG and PDF need Graphviz's `dot`.
     """
     from ..lang.lower import groups_of
-    from ..present.render import to_dot
+    from ..present.render import to_class_dot, to_dot
 
+    if (no_embed or no_labels) and not collapse:
+        raise UsageError("--no-embed and --no-labels go with --collapse")
     output = output or Path(file.with_suffix(".svg").name)
     _check_output(output, picture=True)
     result = compile_or_fail(file)
     graph = pick_circuit(result, circuit_name)
+    groups = groups_of(result.program, graph.name)
+    title = f"{graph.name} ({result.model or 'no model'})"
+    if collapse:
+        _render(to_class_dot(graph, groups, title=title, embed=not no_embed, labels=not no_labels), output,
+                len(graph.edges))
+        click.echo(f"wrote {output} ({len(graph.nodes)} nodes, {len(graph.edges)} edges, at class level)", err=True)
+        return
     _check_drawable(len(graph.edges), output, force)
-    dot = to_dot(graph, title=f"{graph.name} ({result.model or 'no model'})",
-                 groups=groups_of(result.program, graph.name))
+    dot = to_dot(graph, title=title, groups=groups)
     _render(dot, output, len(graph.edges))
     click.echo(f"wrote {output} ({len(graph.nodes)} nodes, {len(graph.edges)} edges)", err=True)
 

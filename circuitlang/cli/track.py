@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .common import ProgressBar, UsageError, check_writable, write_output
+from .common import ProgressBar, UsageError, check_svg_name, check_writable, write_output
 from .discover import MethodChoice
 
 EXAMPLES = """
@@ -84,6 +84,7 @@ def track_command(file: Path, spec: str, circuit_name: str | None, task_name: st
         raise UsageError(f"--target must be a finite number, not {target}")
     for option, path in (("--json", json_path), ("--markdown", md_path), ("--plot", plot_path)):
         check_writable(path, option)
+    check_svg_name(plot_path, "--plot")
     if method is not None and out_dir is None:
         out_dir = Path("track-circuits")
     options = Options(str(file), circuit_name, task_name, method, k, target, str(out_dir) if out_dir else None,

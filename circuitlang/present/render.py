@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from ..core.errors import CircuitlangError
-from ..core.graph import CircuitGraph, Edge, Node
+from ..core.graph import EMBED, CircuitGraph, Edge, Node
 from ..core.positions import Position
 
 DOT_TIMEOUT_S = 120
@@ -78,6 +78,66 @@ def to_dot(graph: CircuitGraph, *, title: str | None = None,
     for members, channels in _merge(graph.sorted_edges(), lambda e: _note_key(graph.annotations.get(e))):
         lines.append(_edge_line(members[0], _edge_attrs(members, channels, graph, max_score)))
     return "\n".join(lines + ["}"]) + "\n"
+
+
+def to_class_dot(graph: CircuitGraph, groups: Mapping[str, Iterable[Node]], *, title: str | None = None,
+                 embed: bool = True, labels: bool = True) -> str:
+    """DOT text at class level, as Wang et al. draw IOI: each group one node (labelled
+    with its size), every other component its own, and the edges between two classes
+    merged into one arrow labelled with their channels and count (width grows with the
+    count). `embed=False` leaves out `embed` and its edges; `labels=False` the arrows'
+    labels. A node in two groups belongs to the first; classes are ranked by layer
+    (a group by its earliest member), in a stable order."""
+    if title is None:
+        title = graph.name + (f" ({graph.model})" if graph.model else "") if graph.name else ""
+    home: dict[Node, str] = {}
+    for name, members in groups.items():
+        for n in members:
+            if n in graph.nodes:
+                home.setdefault(n, name)
+
+    def klass(node: Node) -> str:
+        return home.get(node, str(node))
+
+    members: dict[str, list[Node]] = {}
+    for node in graph.sorted_nodes():
+        if embed or node != EMBED:
+            members.setdefault(klass(node), []).append(node)
+    first = {name: min(nodes, key=Node.sort_key) for name, nodes in members.items()}
+    arrows: dict[tuple[str, str], list[Edge]] = {}
+    for e in graph.sorted_edges():
+        if not embed and e.sender == EMBED:
+            continue
+        arrows.setdefault((klass(e.sender), klass(e.receiver)), []).append(e)
+    lines = _header(title)
+    order = sorted(members, key=lambda name: (first[name].sort_key(), name))
+    for rank in sorted({_rank_of(first[name]) for name in order}):
+        row = " ".join(_q(name) for name in order if _rank_of(first[name]) == rank)
+        lines.append(f'  {{rank="same"; {row}}}')
+    for name in order:
+        nodes = members[name]
+        grouped = name in groups
+        label = f"{name}\n({len(nodes)} {_kind_word(nodes)})" if grouped else name
+        style = dict(_NODE_STYLE[first[name].kind])
+        if grouped:
+            style["penwidth"] = "2"
+        lines.append(f"  {_q(name)} [label={_q(label)}, {_attrs(style)}];")
+    for (sender, receiver), edges in sorted(arrows.items(), key=lambda kv: (order.index(kv[0][1]),
+                                                                             order.index(kv[0][0]))):
+        if sender == receiver:
+            continue  # edges inside a group are drawn as the group
+        channels = sorted({e.channel for e in edges if e.channel}, key=lambda c: _CHANNEL_ORDER[c])
+        attrs = {"penwidth": f"{1 + math.log2(len(edges)):.2f}", "tooltip": f"{len(edges)} edges"}
+        if labels:
+            attrs["label"] = (",".join(channels) + " " if channels else "") + f"×{len(edges)}"
+        lines.append(f"  {_q(sender)} -> {_q(receiver)} [{_attrs(attrs)}];")
+    return "\n".join(lines + ["}"]) + "\n"
+
+
+def _kind_word(nodes: list[Node]) -> str:
+    kinds = {n.kind for n in nodes}
+    word = "heads" if kinds == {"head"} else "MLPs" if kinds == {"mlp"} else "components"
+    return word[:-1] if len(nodes) == 1 else word
 
 
 def to_diff_dot(a: CircuitGraph, b: CircuitGraph, *, labels: tuple[str, str] = ("a", "b")) -> str:
