@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,11 @@ class _Parser:
     def __init__(self) -> None:
         self.builder = _Builder()
         self.comments: list[S.Comment] = []
-        self.lark = Lark(_grammar(), parser="lalr", transformer=self.builder,
-                         lexer_callbacks={"COMMENT": self._comment}, maybe_placeholders=False)
+        with _BUILDING:  # lark compiles the grammar with ast.literal_eval, which CPython 3.11
+            # can fail with "SystemError: AST constructor recursion depth mismatch" when two
+            # threads run it at once (CPython gh-106905): build one parser at a time
+            self.lark = Lark(_grammar(), parser="lalr", transformer=self.builder,
+                             lexer_callbacks={"COMMENT": self._comment}, maybe_placeholders=False)
 
     def _comment(self, token: Token) -> Token:
         self.comments.append(S.Comment(str(token), token.line, token.column))
@@ -93,6 +97,7 @@ class _Parser:
 
 
 _IDLE: list[_Parser] = []  # list.pop and list.append are atomic: no lock needed
+_BUILDING = threading.Lock()
 
 
 @lru_cache(maxsize=None)
