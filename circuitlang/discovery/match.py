@@ -285,13 +285,13 @@ def search(template: Template, evaluator, top: int = 8, group_size: Mapping[str,
     if not graphs:
         raise MatchError(f"no binding of {template.name}'s parameters to the candidates runs forward through "
                          f"{session.backend.name}", "raise --top to consider more components per parameter")
-    per_pass = session._chunk_size(graphs)
+    per_pass = session.variants_per_pass(graphs)
     if progress:
         session.progress = lambda done, total: progress("evaluating bindings", done, total)
-    values = evaluator.faithfulness(graphs).tolist()
-    measured = list(zip(bindings, graphs, values))
+    rows = evaluator.session.metric_of(graphs)  # kept: the shown bindings' intervals come from them
+    measured = list(zip(bindings, graphs, evaluator.faithfulness_of(rows).tolist(), rows))
     evaluated = len(graphs)
-    best = max(measured, key=lambda m: m[2])
+    best = max(measured, key=lambda m: _finite(m[2]))
     if any(size > 1 for size in sizes.values()):
         grown, tried = _grow(template, evaluator, best, {p: _ranked(by_param[p])[:2 * top] for p in template.params},
                              sizes, min_gain)
@@ -299,11 +299,11 @@ def search(template: Template, evaluator, top: int = 8, group_size: Mapping[str,
         measured += grown
     measured.sort(key=lambda m: (-_finite(m[2]), _key(m[0])))
     unique, seen = [], set()
-    for binding, graph, value in measured:
-        key = _key(binding)
+    for m in measured:
+        key = _key(m[0])
         if key not in seen:
             seen.add(key)
-            unique.append((binding, graph, value))
+            unique.append(m)
     matches = _with_intervals(unique[:keep], evaluator, seed, role_scores, template)
     if not role_scores and patterns:
         notes.append("no parameter is named like a role with an attention signature (prev, ind, dup): "
@@ -337,7 +337,7 @@ def _grow(template: Template, evaluator, start, pools: Mapping[str, list[Node]],
           min_gain: float) -> tuple[list, int]:
     """Greedy growth of group parameters from the best single-component binding."""
     shape = evaluator.session.backend.shape
-    binding, graph, value = start
+    binding, _, value, _ = start
     binding = dict(binding)
     kept, tried = [], 0
     while True:
@@ -355,13 +355,14 @@ def _grow(template: Template, evaluator, start, pools: Mapping[str, list[Node]],
                     trials.append((trial, g))
         if not trials:
             break
-        values = evaluator.faithfulness([g for _, g in trials]).tolist()
+        rows = evaluator.session.metric_of([g for _, g in trials])
+        values = evaluator.faithfulness_of(rows).tolist()
         tried += len(trials)
         index = max(range(len(trials)), key=lambda i: _finite(values[i]))
         if _finite(values[index]) - _finite(value) < min_gain:
             break
-        binding, graph, value = trials[index][0], trials[index][1], values[index]
-        kept.append((binding, graph, value))
+        binding, value = trials[index][0], values[index]
+        kept.append((binding, trials[index][1], value, rows[index]))
     return kept, tried
 
 
@@ -387,18 +388,19 @@ def _role_scores(template: Template, session) -> dict[str, dict[Node, float]]:
 
 
 def _with_intervals(measured, evaluator, seed: int, role_scores, template: Template) -> list[Match]:
-    """The kept bindings with 95% bootstrap intervals of their faithfulness and the mean
-    role score of each parameter's heads."""
+    """The kept bindings (binding, circuit, f, per-example metric values) with 95% bootstrap
+    intervals of their faithfulness and the mean role score of each parameter's heads."""
+    import torch
+
     from ..eval.bootstrap import interval
 
     resamples = evaluator.resamples(seed)
     intervals: list = [None] * len(measured)
     if resamples is not None and measured:
-        values = evaluator.session.metric_of([g for _, g, _ in measured])
-        draws = evaluator.faithfulness_draws(values, resamples)
+        draws = evaluator.faithfulness_draws(torch.stack([rows for *_, rows in measured]), resamples)
         intervals = [interval(d) for d in draws]
     out = []
-    for (binding, graph, value), iv in zip(measured, intervals):
+    for (binding, graph, value, _), iv in zip(measured, intervals):
         pattern = {}
         for p in role_scores:
             mean = sum(role_scores[p][n] for n in binding[p]) / len(binding[p])

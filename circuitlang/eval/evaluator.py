@@ -98,8 +98,12 @@ class Evaluator:
 
     # -- measures --------------------------------------------------------------------------
     def faithfulness(self, variants: Sequence[CircuitGraph]) -> torch.Tensor:
-        means = self.session.metric_of(variants).mean(dim=1)
-        return _faithfulness(means, self.m_model, self.m_empty)
+        return self.faithfulness_of(self.session.metric_of(variants))
+
+    def faithfulness_of(self, values: torch.Tensor) -> torch.Tensor:
+        """f per variant [V] from per-example metric values [V, N] (`Session.metric_of`),
+        for callers that keep the values (for intervals) instead of measuring twice."""
+        return _faithfulness(values.mean(dim=1), self.m_model, self.m_empty)
 
     def report(self, circuit: CircuitGraph, minimality: bool = True, completeness_samples: int = 0,
                seed: int = 0, task_name: str = "", strong: bool = False) -> CircuitReport:

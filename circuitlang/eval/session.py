@@ -174,7 +174,8 @@ class Session:
             self._empty_metric = self.metric_of([CircuitGraph.from_edges([])])[0]
         return self._empty_metric
 
-    def _chunk_size(self, variants: Sequence[CircuitGraph]) -> int:
+    def variants_per_pass(self, variants: Sequence[CircuitGraph]) -> int:
+        """How many of these circuits one forward pass evaluates (the memory budget's share)."""
         length = self.data.clean.shape[1]
         nodes = max((len(v.nodes) for v in variants), default=1) + 4
         per_variant = nodes * min(self.batch_size, len(self.data)) * length * self.backend.shape.d_model * 4 * 4
@@ -183,7 +184,7 @@ class Session:
     def metric_of(self, variants: Sequence[CircuitGraph]) -> torch.Tensor:
         """m(C) per variant and example: [K, N]."""
         self._check_positions(variants)
-        chunk = self._chunk_size(variants)
+        chunk = self.variants_per_pass(variants)
         rows = []
         total = len(self._batches) * math.ceil(len(variants) / chunk)
         done = 0
