@@ -25,6 +25,7 @@ import click
 from ..core.ablations import ABLATIONS
 from ..core.errors import CircuitlangError
 from ..core.metrics import METRICS
+from ..core.paths import path_from
 from .common import (ProgressBar, UsageError, check_svg_name, check_writable, compile_or_fail, model_options,
                      write_output)
 
@@ -292,12 +293,8 @@ def _written_model(ref, name: str, output: Path | None) -> str:
 
 
 def _relative(path: Path, output: Path | None) -> str:
-    """`path` relative to the folder of `output` (stdout: the current folder), never bare."""
-    folder, target = (output.parent if output is not None else Path(".")).resolve(), path.resolve()
-    if os.path.commonpath([folder, target]) == os.path.commonpath([target, target.anchor]):
-        return target.as_posix()  # nothing in common but the root: an absolute path reads better
-    rel = Path(os.path.relpath(target, folder)).as_posix()
-    return rel if "/" in rel else f"./{rel}"
+    """`path` as the file written to `output` names it (stdout: from the current folder)."""
+    return path_from(output.parent if output is not None else Path("."), path)
 
 
 def _check_block(task_file: str, task_name: str, name: str, faith: float, target: float | None,

@@ -524,16 +524,22 @@ def shape_differences(written_for: ModelShape, other: ModelShape) -> list[str]:
     return [f"{label} {theirs} instead of {ours}" for label, ours, theirs in pairs if ours != theirs]
 
 
-def fit_override(written_for: ModelShape, file_model: str, other: ModelRef) -> ModelShape:
-    """The shape of `other`, the model given with `--model` for a file about `file_model`;
-    ShapeError E215 naming every difference when the file's circuits would not exist in it."""
-    shape = resolve_shape(other)
+def check_fits(written_for: ModelShape, file_model: str, other: str, shape: ModelShape) -> None:
+    """ShapeError E215 naming every difference when `other` (of `shape`) lacks components
+    of the model a file was written for, `file_model`; nothing when it has them all."""
     differences = shape_differences(written_for, shape)
     if differences:
-        raise ShapeError(f"--model {other.name} does not have the shape of {file_model}, the file's model: it has "
+        raise ShapeError(f"{other} does not have the shape of {file_model}, the file's model: it has "
                          f"{'; '.join(differences)}",
                          "a file's circuits can be applied to another model (a checkpoint, a retrained copy) only "
                          "when it has the same layers and heads", "E215")
+
+
+def fit_override(written_for: ModelShape, file_model: str, other: ModelRef) -> ModelShape:
+    """The shape of `other`, the model given with `--model` for a file about `file_model`,
+    checked to fit (`check_fits`) before anything loads."""
+    shape = resolve_shape(other)
+    check_fits(written_for, file_model, f"--model {other.name}", shape)
     return shape
 
 

@@ -6,6 +6,7 @@ NAME_MAX; a .circ file can name any path, so every check goes through here.)
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -52,3 +53,14 @@ def data_dir(repository_folder: str) -> Path:
 def source_lines(text: str) -> list[str]:
     """Lines as the parser counts them: split at `\\n` only (not form feeds or U+2028)."""
     return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
+def path_from(folder: Path, target: Path) -> str:
+    """How a file in `folder` names `target`: relative to the folder, never bare (`./x`,
+    so it reads as a path), or absolute when the two share nothing but the root
+    (`../../../work/x` reads worse than `/work/x`)."""
+    folder, target = folder.resolve(), target.resolve()
+    if os.path.commonpath([folder, target]) == target.anchor:
+        return target.as_posix()
+    rel = Path(os.path.relpath(target, folder)).as_posix()
+    return rel if "/" in rel else f"./{rel}"

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..core.errors import CircuitlangError
-from ..core.models import ModelRef, hf_hub_cache, shape_differences
-from ..core.paths import is_dir, is_file
+from ..core.models import ModelRef, ShapeError, check_fits, hf_hub_cache
+from ..core.paths import is_dir, is_file, path_from
 
 SCHEMA = 1
 _STEP_IN_NAME = re.compile(r"(?:step|checkpoint|ckpt|iter)[-_]?(\d+)", re.I)
@@ -63,7 +63,6 @@ class Options:
     seed: int | None = None
     sensitivity: str = "off"
     bootstrap: int = 1000
-    extra: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------
@@ -210,10 +209,8 @@ def measure(job: tuple[Checkpoint, Options]) -> dict:
     necessity, and discover a circuit when asked. Problems (a checkpoint that does not
     load, has another shape, a check that cannot run) are returned, not raised, so one
     bad checkpoint does not end the run."""
-    from dataclasses import replace
-
     from ..eval.backends.base import ModelLoadError
-    from ..eval.loading import load_model
+    from ..eval.loading import DTYPES, load_model
     from ..eval.runner import RunOptions, run_checks
     from ..lang.pipeline import load
 
@@ -223,27 +220,22 @@ def measure(job: tuple[Checkpoint, Options]) -> dict:
     compiled = load(options.file)
     try:
         backend = load_model(ModelRef(checkpoint.path, quoted=True), device=options.device,
-                             dtype=_dtype(options.dtype))
+                             dtype=DTYPES[options.dtype])
     except (ModelLoadError, CircuitlangError) as err:
         return {**entry, "problem": str(err)}
-    differences = shape_differences(compiled.shape, backend.shape) if compiled.shape is not None else []
-    if differences:
-        return {**entry, "problem": f"{checkpoint.name} does not have the shape of {compiled.model_ref.name}: it has "
-                                    f"{'; '.join(differences)}"}
+    if compiled.shape is not None:
+        try:
+            check_fits(compiled.shape, compiled.model_ref.name, checkpoint.name, backend.shape)
+        except ShapeError as err:
+            return {**entry, "problem": err.message}
     run = RunOptions(options.device, options.dtype, options.batch_size, options.seed, full_report=True,
                      completeness_samples=0, sensitivity=options.sensitivity, bootstrap=options.bootstrap)
     outcome = run_checks(compiled, run, _checks(compiled, options), backend=backend)
     entry["checks"] = [_check_json(report) for report in outcome.checks]
     entry["checks"] += [{"check": p.where, "problem": p.message} for p in outcome.problems]
     if options.method:
-        entry["discovered"] = _discover(compiled, backend, checkpoint, replace(options))
+        entry["discovered"] = _discover(compiled, backend, checkpoint, options)
     return entry
-
-
-def _dtype(name: str):
-    from ..eval.loading import DTYPES
-
-    return DTYPES[name]
 
 
 def _checks(compiled, options: Options):
@@ -298,25 +290,13 @@ def _discover(compiled, backend, checkpoint: Checkpoint, options: Options) -> di
         path = out / f"{_safe(checkpoint.name)}.circ"
         header = [f"found by `circ track --discover {options.method}` at checkpoint {checkpoint.name}"
                   f" (step {checkpoint.step})", how]
-        path.write_text(graph_to_circ(circuit, _model_line(checkpoint.path, out), header), encoding="utf-8")
+        path.write_text(graph_to_circ(circuit, path_from(out, Path(checkpoint.path)), header), encoding="utf-8")
         result["file"] = str(path)
     return result
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-def _model_line(path: str, out: Path) -> str:
-    """The checkpoint as the written file names it: relative to the folder it is written
-    to, or absolute when the two share nothing but the root (`../../..` reads worse)."""
-    import os
-
-    target, folder = Path(path).resolve(), out.resolve()
-    if os.path.commonpath([target, folder]) == target.anchor:
-        return target.as_posix()
-    rel = Path(os.path.relpath(target, folder)).as_posix()
-    return rel if "/" in rel else f"./{rel}"
 
 
 # ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..core.errors import CircuitlangError
-from ..core.models import ModelRef, ShapeError, fit_override, shape_differences
+from ..core.models import ModelRef, ShapeError, check_fits, fit_override
 from ..lang.check import CheckSpec, TaskSpec
 from ..lang.pipeline import Compiled, load
 from .backends.base import Backend, ModelLoadError
@@ -112,11 +112,11 @@ def run_checks(compiled: Compiled, options: RunOptions, checks: Sequence[CheckSp
             return FileOutcome(compiled.path, skipped=f"{where}: {err}")
         return FileOutcome(compiled.path, problems=(Problem(where, str(err), err.help),))
     static = compiled.shape
-    if given and static is not None and shape_differences(static, backend.shape):
-        return FileOutcome(compiled.path, problems=(Problem(
-            compiled.path, f"{backend.name} does not have the shape of {compiled.model_ref.name}, the file's model: "
-                           f"it has {'; '.join(shape_differences(static, backend.shape))}",
-            "a file's circuits apply only to a model with the same layers and heads", "E215"),))
+    if given and static is not None:
+        try:
+            check_fits(static, compiled.model_ref.name, backend.name, backend.shape)
+        except ShapeError as err:
+            return FileOutcome(compiled.path, problems=(Problem(compiled.path, err.message, err.help, err.code),))
     if static is not None:
         mine = (static.n_layers, static.n_heads, static.attn_only)
         theirs = (backend.shape.n_layers, backend.shape.n_heads, backend.shape.attn_only)
