@@ -62,11 +62,17 @@ class RenderError(CircuitlangError):
 
 # -- public API ----------------------------------------------------------------------------
 def to_dot(graph: CircuitGraph, *, title: str | None = None,
-           groups: Mapping[str, Iterable[Node]] | None = None) -> str:
+           groups: Mapping[str, Iterable[Node]] | None = None, ids: bool = False,
+           muted: Iterable[Edge] = ()) -> str:
     """DOT text for `graph`. `title` defaults to the circuit's name and model ("" for none).
 
     `groups` maps a name to nodes drawn inside a labelled cluster; a node named by two
     groups goes in the first; nodes not in the graph are ignored.
+
+    `ids=True` is for pages that click on the drawing (`circ serve`): every edge gets its
+    own arrow (none merged) with the SVG id `e<i>`, i its index in `graph.sorted_edges()`,
+    and every node the id `n<i>` (index in `graph.sorted_nodes()`). `muted` edges are
+    drawn grey and dotted: switched off, but still there to switch back on.
     """
     if title is None:
         title = graph.name + (f" ({graph.model})" if graph.model else "") if graph.name else ""
@@ -74,9 +80,19 @@ def to_dot(graph: CircuitGraph, *, title: str | None = None,
     max_score = _max_score(graph)
     lines = _header(title)
     lines += _rank_lines(nodes)
-    lines += _cluster_lines(nodes, groups or {}, lambda n: _node_attrs(n))
-    for members, channels in _merge(graph.sorted_edges(), lambda e: _note_key(graph.annotations.get(e))):
-        lines.append(_edge_line(members[0], _edge_attrs(members, channels, graph, max_score)))
+    node_ids = {n: f"n{i}" for i, n in enumerate(nodes)}
+    lines += _cluster_lines(nodes, groups or {},
+                            lambda n: {**_node_attrs(n), "id": node_ids[n]} if ids else _node_attrs(n))
+    if not ids:
+        for members, channels in _merge(graph.sorted_edges(), lambda e: _note_key(graph.annotations.get(e))):
+            lines.append(_edge_line(members[0], _edge_attrs(members, channels, graph, max_score)))
+        return "\n".join(lines + ["}"]) + "\n"
+    off = frozenset(muted)
+    for i, e in enumerate(graph.sorted_edges()):
+        attrs = {**_edge_attrs([e], [e.channel], graph, max_score), "id": f"e{i}"}
+        if e in off:
+            attrs.update(color="#b0b0b0", fontcolor="#b0b0b0", style="dotted")
+        lines.append(_edge_line(e, attrs))
     return "\n".join(lines + ["}"]) + "\n"
 
 
