@@ -1,4 +1,4 @@
-"""The package's layers (docs/architecture.md): core < lang < present < eval < discovery < cli.
+"""The package's layers (docs/architecture.md): core < lang < present < eval < discovery < serve < cli.
 
 A module imports only from its own layer or lower ones (imports inside functions count);
 the modules of one layer import each other without cycles; core, lang and present never
@@ -15,7 +15,7 @@ from pathlib import Path
 import networkx as nx
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ("core", "lang", "present", "eval", "discovery", "cli")
+LAYERS = ("core", "lang", "present", "eval", "discovery", "serve", "cli")
 MODEL_LIBRARIES = ("transformer_lens", "transformers")
 
 

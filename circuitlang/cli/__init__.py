@@ -7,6 +7,7 @@
 - `track`: `circ track` (a file's checks across training checkpoints);
 - `match`: `circ match` (which components of a model play a motif's or a circuit's roles);
 - `paths`: `circ paths` (the paths between two nodes of a circuit);
+- `serve`: `circ serve` (a local web page over a folder of .circ files);
 - `catalog`: `circ models`, `circ stdlib`;
 - `common`: the failure path, file helpers, shared options, the progress bar.
 
@@ -32,6 +33,7 @@ from .interop import export_command, import_command
 from .match import match_command
 from .paths import paths_command
 from .present import diff, fmt_command, render
+from .serve import serve_command
 from .track import track_command
 
 
@@ -49,7 +51,7 @@ def cli(debug: bool) -> None:
 
 
 for command in (check, eval_command, fmt_command, render, diff, paths_command, models, stdlib_command,
-                import_command, export_command, discover, track_command, match_command):
+                import_command, export_command, discover, track_command, match_command, serve_command):
     cli.add_command(command)
 
 
