@@ -243,6 +243,19 @@ def test_seed_override_reaches_generator_calls_that_name_a_seed(induction) -> No
     assert not torch.equal(task_data(spec, loaded, seed=3).clean, same.clean)
 
 
+def test_evaluate_keeps_the_data_calls_own_seed_as_circ_eval_does(induction) -> None:
+    """`evaluate(circuit, model, task)` once passed the task's seed (0) over the data
+    call's `seed = 1`, measuring other examples than `circ eval` (found by circ serve's tests)."""
+    loaded, circuit, data = induction
+    spec = TaskSpec("repeat", ("induction", {"n": 48, "seed": 1}), ablation="zero")
+    report = cl.evaluate(circuit, loaded, spec, sensitivity="off", bootstrap=0)
+    direct = Evaluator(Session(loaded, data, "zero"), draws=0).report(circuit, minimality=False)
+    assert report.faithfulness == pytest.approx(direct.faithfulness, abs=1e-9)
+    assert report.per_example["circuit"] == direct.per_example["circuit"]
+    override = cl.evaluate(circuit, loaded, spec, sensitivity="off", bootstrap=0, seed=5)
+    assert override.per_example["circuit"] != direct.per_example["circuit"]
+
+
 def test_results_and_compiled_files_are_frozen(induction) -> None:
     import dataclasses
 

@@ -40,6 +40,7 @@ def evaluate(circuit: CircuitGraph, model: "Backend | str", task: "TaskData | Ta
     circuit's elements under every ablation and warns where the task's ablation may hide
     a mechanism ("auto": models with at most 64 heads and MLPs; eval/sensitivity.py).
     """
+    override = seed  # only a seed given here overrides the data call's own (`induction(seed = 1)`)
     if isinstance(task, TaskSpec):
         _check_positions(circuit, task)
         ablation = task.ablation if ablation is None else ablation
@@ -49,7 +50,7 @@ def evaluate(circuit: CircuitGraph, model: "Backend | str", task: "TaskData | Ta
     metric = DEFAULT_METRIC if metric is None else metric
     seed = 0 if seed is None else seed
     backend = load_model(model) if isinstance(model, str) else model
-    data = task_data(task, backend, seed) if isinstance(task, TaskSpec) else task
+    data = task_data(task, backend, override) if isinstance(task, TaskSpec) else task
     evaluator = Evaluator(Session(backend, data, ablation, metric, batch_size), epsilon, bootstrap)
     report = evaluator.report(circuit, completeness_samples=completeness_samples, seed=seed)
     sessions = {ablation: evaluator}
