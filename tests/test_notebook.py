@@ -105,8 +105,9 @@ def test_render_collapse_on_the_command_line(tmp_path, monkeypatch) -> None:
     assert loose.exit_code == 2 and "--collapse" in loose.stderr
 
 
-def test_plots_refuse_a_name_that_is_not_svg(tmp_path, monkeypatch) -> None:
-    """A .png holding SVG text opens nowhere: --plot refuses it before any work."""
+def test_plots_refuse_a_name_that_names_no_plot_format(tmp_path, monkeypatch) -> None:
+    """A plot is written in the format its name says (.svg, .png, .pdf): --plot refuses
+    any other name before any work (never SVG text in a .jpg)."""
     from pathlib import Path
 
     from click.testing import CliRunner
@@ -116,9 +117,9 @@ def test_plots_refuse_a_name_that_is_not_svg(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
     run = CliRunner().invoke
     discover = run(cli, ["discover", "--task", "stdlib/zoo/induction.circ:repeat_tokens", "--method", "eap",
-                         "--edges", "3", "--plot", str(tmp_path / "curve.png")], catch_exceptions=False)
-    assert discover.exit_code == 2 and "name the file .svg" in discover.stderr
+                         "--edges", "3", "--plot", str(tmp_path / "curve.jpg")], catch_exceptions=False)
+    assert discover.exit_code == 2 and "use a .svg, .png or .pdf file" in discover.stderr
     track = run(cli, ["track", "stdlib/zoo/induction_phase.circ", "--checkpoints", "stdlib/zoo/induction_phase/step-*",
-                      "--plot", str(tmp_path / "t.pdf")], catch_exceptions=False)
-    assert track.exit_code == 2 and "name the file .svg" in track.stderr
-    assert not (tmp_path / "curve.png").exists() and not (tmp_path / "t.pdf").exists()
+                      "--plot", str(tmp_path / "t.gif")], catch_exceptions=False)
+    assert track.exit_code == 2 and "use a .svg, .png or .pdf file" in track.stderr
+    assert not (tmp_path / "curve.jpg").exists() and not (tmp_path / "t.gif").exists()

@@ -66,8 +66,8 @@ def check_writable(path: Path | None, option: str = "-o") -> None:
         raise UsageError(f"{option} {path}: cannot write in the folder {folder}")
 
 
-def write_output(path: Path, text: str, option: str = "-o") -> None:
-    """Write text to an output file, atomically: into a temporary file beside it, then
+def write_output(path: Path, text: str | bytes, option: str = "-o") -> None:
+    """Write text (UTF-8) or bytes to an output file, atomically: into a temporary file beside it, then
     renamed over it (keeping an existing file's permissions), so a full disk or a crash
     never leaves a user's file half written. An OS error becomes a UsageError naming the
     option, never an internal error."""
@@ -79,8 +79,8 @@ def write_output(path: Path, text: str, option: str = "-o") -> None:
         folder = path.parent if str(path.parent) else Path(".")
         mode = path.stat().st_mode & 0o7777 if path.exists() else None
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(text.encode("utf-8") if isinstance(text, str) else text)
         if mode is not None:
             os.chmod(temporary, mode)
         else:
@@ -200,12 +200,25 @@ def model_options(fn):
     return fn
 
 
-def check_svg_name(path: Path | None, option: str) -> None:
-    """Plots are written as SVG: refuse another suffix (a .png holding SVG text opens
-    nowhere) before any work is done."""
-    if path is not None and str(path) != "-" and path.suffix.lower() != ".svg":
-        raise UsageError(f"{option} {path}: plots are written as SVG; name the file .svg",
-                         "convert it afterwards if you need another format (e.g. rsvg-convert -f png)")
+def check_plot_name(path: Path | None, option: str) -> None:
+    """Refuse, before any work is done, a plot name whose suffix is not .svg, .png or .pdf,
+    or a .png/.pdf when the converter that draws them (rsvg-convert) is missing: a plot
+    is written in the format its name says, never as SVG text in a .png."""
+    from ..present.render import RenderError, plot_format
+
+    if path is None or str(path) == "-":
+        return
+    try:
+        plot_format(path)
+    except RenderError as err:
+        raise UsageError(f"{option} {path}: {err.message}", err.help) from None
+
+
+def write_plot(path: Path, svg_text: str, option: str) -> None:
+    """Write an SVG plot in the format `path`'s suffix names (see `check_plot_name`)."""
+    from ..present.render import plot_bytes, plot_format
+
+    write_output(path, plot_bytes(svg_text, plot_format(path)), option)
 
 
 def override_option(fn):

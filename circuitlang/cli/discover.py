@@ -26,8 +26,8 @@ from ..core.ablations import ABLATIONS
 from ..core.errors import CircuitlangError
 from ..core.metrics import METRICS
 from ..core.paths import path_from
-from .common import (ProgressBar, UsageError, check_svg_name, check_writable, compile_or_fail, model_options,
-                     write_output)
+from .common import (ProgressBar, UsageError, check_plot_name, check_writable, compile_or_fail, model_options,
+                     write_output, write_plot)
 
 EXAMPLES = """
 \b
@@ -95,7 +95,8 @@ def _task(spec: str):
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the .circ here (default: stdout).")
 @click.option("--curve", "curve_path", type=click.Path(path_type=Path),
               help="Write the faithfulness curve over MIB's edge fractions, with CPR and CMD, as JSON.")
-@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Draw that curve as SVG (a .svg file).")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path),
+              help="Draw that curve here: .svg, or .png/.pdf (drawn by rsvg-convert, from librsvg2-bin).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path),
               help="Write what was chosen and why (the selection, its measured curve, pruning, warnings) as JSON.")
 @model_options
@@ -258,7 +259,7 @@ def _check_arguments(name: str, threshold: float | None, target: float | None, *
             raise UsageError(f"{option} must be a finite number, not {value}")
     for option, path in zip(("-o", "--curve", "--plot", "--json"), outputs):
         check_writable(path, option)
-    check_svg_name(outputs[2], "--plot")
+    check_plot_name(outputs[2], "--plot")
 
 
 def _refuse_overwriting(task_file: Path, *outputs: Path | None) -> None:
@@ -405,7 +406,7 @@ def _prune(evaluator, circuit, ablation: str, f_before: float) -> _Pruned:
 
 def _write_cpr(evaluator, scores, curve_path: Path | None, plot_path: Path | None, method: str,
                task_name: str) -> None:
-    """MIB's faithfulness curve of the ranking, with CPR and CMD, as JSON and/or SVG."""
+    """MIB's faithfulness curve of the ranking, with CPR and CMD, as JSON and/or a plot (SVG, PNG or PDF)."""
     from ..discovery import select
     from ..discovery.plot import curve_svg
 
@@ -415,6 +416,6 @@ def _write_cpr(evaluator, scores, curve_path: Path | None, plot_path: Path | Non
         click.echo(f"wrote {curve_path} (CPR {_f4(curve['cpr'])}, CMD {_f4(curve['cmd'])})", err=True)
     if plot_path:
         points = [(p["fraction"], p["faithfulness"]) for p in curve["curve"]]
-        write_output(plot_path, curve_svg(points, f"{method} on {task_name}",
-                                          f"CPR {_f4(curve['cpr'], 3)}, CMD {_f4(curve['cmd'], 3)}"), "--plot")
+        write_plot(plot_path, curve_svg(points, f"{method} on {task_name}",
+                                        f"CPR {_f4(curve['cpr'], 3)}, CMD {_f4(curve['cmd'], 3)}"), "--plot")
         click.echo(f"wrote {plot_path}", err=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -33,6 +34,7 @@ Examples:
   circ diff acdc.circ hanna.circ
   circ diff gt.circ:acdc gt.circ:hanna --format svg -o gt-diff.svg
   circ diff a.circ b.circ --format json
+  circ diff gt.circ:acdc gt.circ:hanna --format svg --collapse -o gt-classes.png
 """
 
 
@@ -173,9 +175,18 @@ def render(file: Path, circuit_name: str | None, output: Path | None, force: boo
 @click.argument("b")
 @click.option("--circuit", "circuit_name", help="Compare only this circuit (present in both files).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "svg"]), default="text", show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the SVG (or text/JSON) here.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Write the drawing (.svg, .png, .pdf or .dot) or the text/JSON here.")
 @click.option("--force", is_flag=True, help="Draw the SVG even for more than 2,000 edges (Graphviz may take minutes).")
-def diff(a: str, b: str, circuit_name: str | None, fmt: str, output: Path | None, force: bool) -> None:
+@click.option("--collapse", is_flag=True,
+              help="With --format svg: draw at class level, each group one node and the edges between two classes "
+                   "one arrow, coloured by side; an arrow or group with members on several sides is drawn in a "
+                   "neutral colour and labelled with the count on each side. Groups come from both files; a "
+                   "group both define with different members is drawn with A's (a warning says so).")
+@click.option("--no-embed", is_flag=True, help="With --collapse: leave out embed and its edges.")
+@click.option("--no-labels", is_flag=True, help="With --collapse: no channel/count labels on the arrows.")
+def diff(a: str, b: str, circuit_name: str | None, fmt: str, output: Path | None, force: bool, collapse: bool,
+         no_embed: bool, no_labels: bool) -> None:
     """Show what two circuits disagree on: nodes and edges added and removed.
 
     A and B are files, or FILE:CIRCUIT to pick one circuit from each. Circuits are paired
@@ -187,6 +198,10 @@ def diff(a: str, b: str, circuit_name: str | None, fmt: str, output: Path | None
     """
     from ..present.diff import diff_graphs, models_differ
 
+    if (no_embed or no_labels) and not collapse:
+        raise UsageError("--no-embed and --no-labels go with --collapse")
+    if collapse and fmt != "svg":
+        raise UsageError("--collapse draws the diff: add --format svg (-o names .svg, .png, .pdf or .dot)")
     if fmt == "svg":
         output = output or Path("diff.svg")
     _check_output(output, picture=fmt == "svg")
@@ -208,7 +223,8 @@ def diff(a: str, b: str, circuit_name: str | None, fmt: str, output: Path | None
                                  f"{path_a}:{left}", f"{path_b}:{right}", models))
     differs = bool(lonely) or any(not d.is_empty for d in diffs)
     if fmt == "svg":
-        _diff_svg(result_a, result_b, pairs, (path_a, path_b), output, force)
+        style = _DiffStyle(collapse, not no_embed, not no_labels)
+        _diff_svg(result_a, result_b, pairs, (path_a, path_b), output, force, style)
     else:
         text = _diff_json(diffs, lonely, models, mismatch) if fmt == "json" else \
             _diff_text(diffs, lonely, path_a, path_b)
@@ -233,19 +249,57 @@ def _diff_pairs(result_a, result_b, name_a, name_b, circuit_name) -> list:
     return [(pairs[0][0] or _only(result_a), pairs[0][1] or _only(result_b))]
 
 
-def _diff_svg(result_a, result_b, pairs: list, paths: tuple[Path, Path], target: Path, force: bool) -> None:
-    """Draw the one pair of circuits compared, A's edges red, B's green."""
-    from ..present.render import to_diff_dot
+@dataclass(frozen=True)
+class _DiffStyle:
+    """How `circ diff --format svg` draws: at class level or not, with embed, with labels."""
+
+    collapse: bool = False
+    embed: bool = True
+    labels: bool = True
+
+
+def _diff_svg(result_a, result_b, pairs: list, paths: tuple[Path, Path], target: Path, force: bool,
+              style: _DiffStyle = _DiffStyle()) -> None:
+    """Draw the one pair of circuits compared, A's edges red, B's green; at class level
+    with `style.collapse` (never too big to draw: one node per class)."""
+    from ..lang.lower import groups_of
+    from ..present.render import to_class_diff_dot, to_diff_dot
 
     if sum(1 for left, right in pairs if left and right) != 1:
         raise UsageError("--format svg draws one pair of circuits: pick it with --circuit or FILE:CIRCUIT")
     (left, right), = [(p[0], p[1]) for p in pairs if p[0] and p[1]]
     graph_a, graph_b = result_a.circuits[left], result_b.circuits[right]
+    names = (f"{paths[0].name}:{left}", f"{paths[1].name}:{right}")
     edges = len(graph_a.edges | graph_b.edges)
+    if style.collapse:
+        groups = _diff_groups(groups_of(result_a.program, left), groups_of(result_b.program, right))
+        _render(to_class_diff_dot(graph_a, graph_b, groups, names=names, embed=style.embed, labels=style.labels),
+                target, edges)
+        click.echo(f"wrote {target} (at class level)", err=True)
+        return
     _check_drawable(edges, target, force)
-    _render(to_diff_dot(graph_a, graph_b, labels=(f"{paths[0].name}:{left}", f"{paths[1].name}:{right}")),
-            target, edges)
+    _render(to_diff_dot(graph_a, graph_b, labels=names), target, edges)
     click.echo(f"wrote {target}", err=True)
+
+
+def _diff_groups(groups_a: dict, groups_b: dict) -> dict:
+    """The groups a class-level diff collapses: A's, then those only B defines. A group
+    both files define with different members is drawn with A's members, and a warning
+    names it, so the picture never silently means two things by one name."""
+    for name in sorted(groups_a.keys() & groups_b.keys()):
+        if groups_a[name] != groups_b[name]:
+            click.echo(f"warning: group `{name}` has different members in A and B; drawn with A's "
+                       f"(only A's has {_names(groups_a[name] - groups_b[name])}; "
+                       f"only B's has {_names(groups_b[name] - groups_a[name])})", err=True)
+    return {**groups_a, **{name: nodes for name, nodes in groups_b.items() if name not in groups_a}}
+
+
+def _names(nodes, most: int = 4) -> str:
+    """A few node names, sorted, for a message (`none` for none, `...` past `most`)."""
+    from ..core.graph import Node
+
+    names = [str(n) for n in sorted(nodes, key=Node.sort_key)]
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "") if names else "none"
 
 
 def _diff_json(diffs: list, lonely: list, models: tuple, mismatch: str | None) -> str:

@@ -1,5 +1,5 @@
 """`circ track`: a file's checks (and, on request, a discovered circuit) across training
-checkpoints, as a table, JSON, Markdown and an SVG plot (discovery/track.py measures,
+checkpoints, as a table, JSON, Markdown and a plot (SVG, PNG or PDF; discovery/track.py measures,
 present/track.py draws)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .common import ProgressBar, UsageError, check_svg_name, check_writable, write_output
+from .common import ProgressBar, UsageError, check_plot_name, check_writable, write_output, write_plot
 from .discover import MethodChoice
 
 EXAMPLES = """
@@ -43,7 +43,8 @@ Examples:
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the result as JSON here.")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path), help="Write the result as Markdown here.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path),
-              help="Draw faithfulness and per-node necessity against training step as SVG here.")
+              help="Draw faithfulness and per-node necessity against training step here: .svg, or .png/.pdf "
+                   "(drawn by rsvg-convert, from librsvg2-bin).")
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="Checkpoints measured at once on a local Ray started for the run (1: in this process) "
                    "[default: one per core when Ray is installed (pip install 'circuitlang[distributed]'), "
@@ -84,7 +85,7 @@ def track_command(file: Path, spec: str, circuit_name: str | None, task_name: st
         raise UsageError(f"--target must be a finite number, not {target}")
     for option, path in (("--json", json_path), ("--markdown", md_path), ("--plot", plot_path)):
         check_writable(path, option)
-    check_svg_name(plot_path, "--plot")
+    check_plot_name(plot_path, "--plot")
     if method is not None and out_dir is None:
         out_dir = Path("track-circuits")
     options = Options(str(file), circuit_name, task_name, method, k, target, str(out_dir) if out_dir else None,
@@ -101,11 +102,13 @@ def track_command(file: Path, spec: str, circuit_name: str | None, task_name: st
     for change in result["transitions"]:
         click.echo(change["summary"])
     for path, text, option in ((json_path, lambda: json.dumps(result, indent=2, allow_nan=False) + "\n", "--json"),
-                               (md_path, lambda: track_markdown(result), "--markdown"),
-                               (plot_path, lambda: track_svg(result, title=f"{file}"), "--plot")):
+                               (md_path, lambda: track_markdown(result), "--markdown")):
         if path is not None:
             write_output(path, text(), option)
             click.echo(f"wrote {path}", err=True)
+    if plot_path is not None:
+        write_plot(plot_path, track_svg(result, title=f"{file}"), "--plot")
+        click.echo(f"wrote {plot_path}", err=True)
     problems = [cp for cp in result["checkpoints"] if cp.get("problem") or any("problem" in c for c in cp["checks"])]
     for cp in problems:
         what = cp.get("problem") or "; ".join(c["problem"] for c in cp["checks"] if "problem" in c)

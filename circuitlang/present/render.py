@@ -25,7 +25,9 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Iterable, Mapping
 
 from ..core.errors import CircuitlangError
@@ -43,6 +45,8 @@ SLOW_DRAW_EDGES = 500
 DRAWN_FORMATS = ("svg", "png", "pdf")
 INSTALL_HINT = ("Graphviz's `dot` is not installed: run `apt-get install -y graphviz` (as root) "
                 "or see https://graphviz.org/download/")
+RSVG_HINT = ("PNG and PDF plots need librsvg's `rsvg-convert`, which is not installed: run "
+             "`apt-get install -y librsvg2-bin` (as root; `brew install librsvg` on macOS), or write a .svg")
 
 _NODE_STYLE = {
     "embed": {"shape": "box", "style": "filled,bold", "fillcolor": "#e0e0e0"},
@@ -52,7 +56,8 @@ _NODE_STYLE = {
 }
 _CHANNEL_ORDER = {"q": 0, "k": 1, "v": 2}
 _CHANNEL_COLOR = {"q": "#1f77b4", "k": "#2ca02c", "v": "#9467bd"}
-_DIFF_COLOR = {"both": "#404040", "a": "#d62728", "b": "#2ca02c"}
+_DIFF_COLOR = {"both": "#404040", "a": "#d62728", "b": "#2ca02c", "mixed": "#b8860b"}
+_SIDE_WORD = {"both": "both", "a": "A", "b": "B"}
 _MIN_PEN, _MAX_PEN = 0.5, 5.0
 
 
@@ -102,58 +107,168 @@ def to_class_dot(graph: CircuitGraph, groups: Mapping[str, Iterable[Node]], *, t
     with its size), every other component its own, and the edges between two classes
     merged into one arrow labelled with their channels and count (width grows with the
     count). `embed=False` leaves out `embed` and its edges; `labels=False` the arrows'
-    labels. A node in two groups belongs to the first; classes are ranked by layer
-    (a group by its earliest member), in a stable order."""
+    labels. A node in two groups belongs to the first (the later group's label says how
+    many of its members are drawn there); classes are ranked by layer (a group by its
+    earliest member), in a stable order."""
     if title is None:
         title = graph.name + (f" ({graph.model})" if graph.model else "") if graph.name else ""
-    home: dict[Node, str] = {}
-    for name, members in groups.items():
-        for n in members:
-            if n in graph.nodes:
-                home.setdefault(n, name)
-
-    def klass(node: Node) -> str:
-        return home.get(node, str(node))
-
-    members: dict[str, list[Node]] = {}
-    for node in graph.sorted_nodes():
-        if embed or node != EMBED:
-            members.setdefault(klass(node), []).append(node)
-    first = {name: min(nodes, key=Node.sort_key) for name, nodes in members.items()}
-    arrows: dict[tuple[str, str], list[Edge]] = {}
-    for e in graph.sorted_edges():
-        if not embed and e.sender == EMBED:
-            continue
-        arrows.setdefault((klass(e.sender), klass(e.receiver)), []).append(e)
-    lines = _header(title)
-    order = sorted(members, key=lambda name: (first[name].sort_key(), name))
-    for rank in sorted({_rank_of(first[name]) for name in order}):
-        row = " ".join(_q(name) for name in order if _rank_of(first[name]) == rank)
-        lines.append(f'  {{rank="same"; {row}}}')
-    for name in order:
-        nodes = members[name]
-        grouped = name in groups
-        label = f"{name}\n({len(nodes)} {_kind_word(nodes)})" if grouped else name
-        style = dict(_NODE_STYLE[first[name].kind])
-        if grouped:
-            style["penwidth"] = "2"
-        lines.append(f"  {_q(name)} [label={_q(label)}, {_attrs(style)}];")
-    for (sender, receiver), edges in sorted(arrows.items(), key=lambda kv: (order.index(kv[0][1]),
-                                                                             order.index(kv[0][0]))):
-        if sender == receiver:
-            continue  # edges inside a group are drawn as the group
-        channels = sorted({e.channel for e in edges if e.channel}, key=lambda c: _CHANNEL_ORDER[c])
-        attrs = {"penwidth": f"{1 + math.log2(len(edges)):.2f}", "tooltip": f"{len(edges)} edges"}
-        if labels:
-            attrs["label"] = (",".join(channels) + " " if channels else "") + f"×{len(edges)}"
-        lines.append(f"  {_q(sender)} -> {_q(receiver)} [{_attrs(attrs)}];")
+    classes = _classes(graph.sorted_nodes(), groups, embed)
+    lines = _header(title) + _class_node_lines(classes, lambda name: {}, lambda name: "")
+    for sender, receiver, edges in _class_arrows(graph.sorted_edges(), classes):
+        lines.append(f"  {_q(sender)} -> {_q(receiver)} [{_attrs(_arrow_attrs(edges, labels))}];")
     return "\n".join(lines + ["}"]) + "\n"
+
+
+def to_class_diff_dot(a: CircuitGraph, b: CircuitGraph, groups: Mapping[str, Iterable[Node]], *,
+                      names: tuple[str, str] = ("a", "b"), embed: bool = True, labels: bool = True) -> str:
+    """DOT text overlaying two circuits at class level: the classes and arrows of
+    `to_class_dot` drawn for the union of both, each coloured as `to_diff_dot` colours a
+    node or edge when all it stands for is on one side (in both: grey; only in A: red,
+    dashed; only in B: green). A class or arrow that mixes sides gets a neutral colour and
+    says in its label how many of its members are on each side (`both 5, B 2`): a merged
+    arrow must not look shared when most of its edges are not. `names` name A and B."""
+    node_side = {n: _side(n, a.nodes, b.nodes) for n in a.nodes | b.nodes}
+    edge_side = {e: _side(e, a.edges, b.edges) for e in a.edges | b.edges}
+    classes = _classes(sorted(node_side, key=Node.sort_key), groups, embed)
+
+    def class_counts(name: str) -> dict[str, int]:
+        return _side_counts(node_side[n] for n in classes.members[name])
+
+    def style(name: str) -> dict[str, str]:
+        status = _status(class_counts(name))
+        return _diff_node_attrs(status) if status != "mixed" else {
+            "color": _DIFF_COLOR["mixed"], "fontcolor": _DIFF_COLOR["mixed"], "style": "filled,dotted",
+            "penwidth": "2.5"}
+
+    def note(name: str) -> str:
+        counts = class_counts(name)
+        return _counts_text(counts) if _status(counts) == "mixed" else ""
+
+    lines = _header(f"{names[0]} vs {names[1]}, at class level")
+    lines += _class_node_lines(classes, style, note)
+    for sender, receiver, edges in _class_arrows(sorted(edge_side, key=Edge.sort_key), classes):
+        counts = _side_counts(edge_side[e] for e in edges)
+        status = _status(counts)
+        attrs = _arrow_attrs(edges, labels, "" if status != "mixed" else f" ({_counts_text(counts)})")
+        attrs.update(color=_DIFF_COLOR[status], fontcolor=_DIFF_COLOR[status])
+        attrs["tooltip"] += f" ({_counts_text(counts)})"
+        if status == "a":
+            attrs["style"] = "dashed"
+        lines.append(f"  {_q(sender)} -> {_q(receiver)} [{_attrs(attrs)}];")
+    lines += _legend(names, mixed=True)
+    return "\n".join(lines + ["}"]) + "\n"
+
+
+@dataclass(frozen=True)
+class _Classes:
+    """The nodes of a class-level drawing: each drawn node's class (its first group, else
+    its own name), the classes in drawing order (by rank of their earliest member, then
+    name), and for a group how many of its drawn members went to an earlier group."""
+
+    home: Mapping[Node, str]
+    members: Mapping[str, tuple[Node, ...]]
+    order: tuple[str, ...]
+    grouped: frozenset[str]
+    elsewhere: Mapping[str, Mapping[str, int]]
+
+    def of(self, node: Node) -> str | None:
+        """`node`'s class; None for a node not drawn (embed under `embed=False`)."""
+        return self.home.get(node)
+
+    def first(self, name: str) -> Node:
+        return self.members[name][0]
+
+
+def _classes(nodes: list[Node], groups: Mapping[str, Iterable[Node]], embed: bool) -> _Classes:
+    """Assign the drawn `nodes` (sorted) to classes; see `_Classes`."""
+    drawn_nodes = [n for n in nodes if embed or n != EMBED]
+    present = set(drawn_nodes)
+    home: dict[Node, str] = {}
+    elsewhere: dict[str, dict[str, int]] = {}
+    for name, group in groups.items():
+        for n in sorted(set(group) & present, key=Node.sort_key):
+            if n in home and home[n] != name:
+                elsewhere.setdefault(name, {}).setdefault(home[n], 0)
+                elsewhere[name][home[n]] += 1
+            home.setdefault(n, name)
+    for n in drawn_nodes:
+        home.setdefault(n, str(n))
+    members: dict[str, list[Node]] = {}
+    for n in drawn_nodes:
+        members.setdefault(home[n], []).append(n)
+    order = sorted(members, key=lambda name: (members[name][0].sort_key(), name))
+    return _Classes(MappingProxyType(home), MappingProxyType({k: tuple(v) for k, v in members.items()}),
+                    tuple(order), frozenset(name for name in members if name in groups),
+                    MappingProxyType({k: MappingProxyType(v) for k, v in elsewhere.items() if k in members}))
+
+
+def _class_node_lines(classes: _Classes, style_of, note_of) -> list[str]:
+    """One `rank=same` row per rank, then each class's declaration: a group labelled with
+    its size (and where its other members are drawn), bold; `style_of(name)` adds to or
+    overrides the style, `note_of(name)` (when not "") is a last line of the label."""
+    lines = []
+    for rank in sorted({_rank_of(classes.first(name)) for name in classes.order}):
+        row = " ".join(_q(name) for name in classes.order if _rank_of(classes.first(name)) == rank)
+        lines.append(f'  {{rank="same"; {row}}}')
+    for name in classes.order:
+        nodes = classes.members[name]
+        style = dict(_NODE_STYLE[nodes[0].kind])
+        label = name
+        if name in classes.grouped:
+            moved = "".join(f"; {count} more in {other}" for other, count in classes.elsewhere.get(name, {}).items())
+            label = f"{name}\n({len(nodes)} {_kind_word(list(nodes))}{moved})"
+            style["penwidth"] = "2"
+        note = note_of(name)
+        label += f"\n{note}" if note else ""
+        lines.append(f"  {_q(name)} [{_attrs({'label': label, **style, **style_of(name)})}];")
+    return lines
+
+
+def _class_arrows(edges: Iterable[Edge], classes: _Classes) -> list[tuple[str, str, list[Edge]]]:
+    """The edges between two drawn classes, one bunch per (sender, receiver) class pair, in
+    drawing order; edges inside a class are drawn as the class, those of undrawn nodes not."""
+    arrows: dict[tuple[str, str], list[Edge]] = {}
+    for e in edges:
+        sender, receiver = classes.of(e.sender), classes.of(e.receiver)
+        if sender is not None and receiver is not None and sender != receiver:
+            arrows.setdefault((sender, receiver), []).append(e)
+    index = {name: i for i, name in enumerate(classes.order)}
+    return [(s, r, arrows[s, r]) for s, r in sorted(arrows, key=lambda sr: (index[sr[1]], index[sr[0]]))]
+
+
+def _arrow_attrs(edges: list[Edge], labels: bool, suffix: str = "") -> dict[str, str]:
+    """A class arrow: width grows with the log of its edge count; label (when `labels`)
+    the channels and count, then `suffix`; tooltip the count."""
+    channels = sorted({e.channel for e in edges if e.channel}, key=lambda c: _CHANNEL_ORDER[c])
+    attrs = {"penwidth": f"{1 + math.log2(len(edges)):.2f}",
+             "tooltip": f"{len(edges)} edge{'s' if len(edges) != 1 else ''}"}
+    if labels:
+        attrs["label"] = (",".join(channels) + " " if channels else "") + f"×{len(edges)}" + suffix
+    return attrs
 
 
 def _kind_word(nodes: list[Node]) -> str:
     kinds = {n.kind for n in nodes}
     word = "heads" if kinds == {"head"} else "MLPs" if kinds == {"mlp"} else "components"
     return word[:-1] if len(nodes) == 1 else word
+
+
+def _side_counts(sides: Iterable[str]) -> dict[str, int]:
+    """How many of some nodes or edges are in both, only in A, only in B (zeros left out)."""
+    counts: dict[str, int] = {}
+    for side in sides:
+        counts[side] = counts.get(side, 0) + 1
+    return {side: counts[side] for side in ("both", "a", "b") if side in counts}
+
+
+def _status(counts: Mapping[str, int]) -> str:
+    """The one side all are on, or `mixed`."""
+    return next(iter(counts)) if len(counts) == 1 else "mixed"
+
+
+def _counts_text(counts: Mapping[str, int]) -> str:
+    """`both 5, B 2`: the per-side counts as a label says them."""
+    return ", ".join(f"{_SIDE_WORD[side]} {n}" for side, n in counts.items())
 
 
 def to_diff_dot(a: CircuitGraph, b: CircuitGraph, *, labels: tuple[str, str] = ("a", "b")) -> str:
@@ -221,15 +336,46 @@ def drawn(dot_text: str, fmt: str) -> bytes:
     exe = shutil.which("dot")
     if exe is None:
         raise RenderError(INSTALL_HINT)
+    return _run([exe, f"-T{fmt}"], dot_text.encode(), f"dot -T{fmt}",
+                "the graph may be too big to draw: render a smaller circuit or write .dot")
+
+
+def plot_format(out: Path) -> str:
+    """The format a plot's file name asks for (`svg`, `png`, `pdf`); a RenderError for any
+    other suffix, or for png/pdf when `rsvg-convert` is missing, so that a command can
+    refuse it before it measures anything."""
+    fmt = Path(out).suffix.lower().lstrip(".")
+    if fmt not in DRAWN_FORMATS:
+        raise RenderError(f"cannot write a plot to `{Path(out).name}`: use a .svg, .png or .pdf file")
+    if fmt != "svg" and shutil.which("rsvg-convert") is None:
+        raise RenderError(RSVG_HINT)
+    return fmt
+
+
+def plot_bytes(svg_text: str, fmt: str) -> bytes:
+    """An SVG plot we drew ourselves (discover's curve, track's plot) in `fmt`: the text
+    itself for svg; for png (at twice the SVG's size, so it stays sharp) and pdf, drawn by
+    librsvg's `rsvg-convert`. Graphviz cannot do it: it loads SVG images only with its
+    optional rsvg plugin, which the plain `graphviz` package lacks."""
+    if fmt == "svg":
+        return svg_text.encode()
+    exe = shutil.which("rsvg-convert")
+    if exe is None:
+        raise RenderError(RSVG_HINT)
+    return _run([exe, "-f", fmt, *(["-z", "2"] if fmt == "png" else [])], svg_text.encode(),
+                f"rsvg-convert -f {fmt}", "the plot may be too big")
+
+
+def _run(argv: list[str], data: bytes, what: str, too_slow: str) -> bytes:
+    """Standard output of a converter fed `data`; a RenderError (one line) when it fails or
+    runs longer than DOT_TIMEOUT_S (`too_slow` says why it might)."""
     try:
-        done = subprocess.run([exe, f"-T{fmt}"], input=dot_text.encode(), capture_output=True,
-                              timeout=DOT_TIMEOUT_S, check=False)
+        done = subprocess.run(argv, input=data, capture_output=True, timeout=DOT_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
-        raise RenderError(f"`dot -T{fmt}` took longer than {DOT_TIMEOUT_S} s; the graph may be too big "
-                          "to draw: render a smaller circuit or write .dot") from None
+        raise RenderError(f"`{what}` took longer than {DOT_TIMEOUT_S} s; {too_slow}") from None
     if done.returncode != 0:
-        detail = done.stderr.decode(errors="replace").strip()
-        raise RenderError(f"`dot -T{fmt}` failed (exit {done.returncode}): {detail}")
+        detail = " ".join(done.stderr.decode(errors="replace").split())
+        raise RenderError(f"`{what}` failed (exit {done.returncode}): {detail}")
     return done.stdout
 
 
@@ -376,15 +522,21 @@ def _note_key(notes: Mapping[str, object] | None) -> str:
     return repr(sorted((notes or {}).items(), key=lambda kv: kv[0]))
 
 
-def _legend(labels: tuple[str, str]) -> list[str]:
-    rows = [("both", "in both", "solid"), ("a", f"only in {labels[0]}", "dashed"),
-            ("b", f"only in {labels[1]}", "solid")]
+def _legend(labels: tuple[str, str], mixed: bool = False) -> list[str]:
+    """The diff's key: in both, only in A, only in B; `mixed` (class level) names the sides
+    A and B, as the per-side counts do, and adds the neutral colour of a mix."""
+    side = ("A: ", "B: ") if mixed else ("", "")
+    rows = [("both", "in both", "solid"), ("a", f"only in {side[0]}{labels[0]}", "dashed"),
+            ("b", f"only in {side[1]}{labels[1]}", "solid")]
+    if mixed:
+        rows.append(("mixed", "mixed: counts per side", "dotted"))
     lines = ['  subgraph "cluster_legend" {',
              '    graph [label="legend", labelloc="b", style="rounded", color="#bfbfbf"];']
     for key, text, style in rows:
         lines.append(f'    "__legend_{key}" [shape="box", style={_q(style)}, color={_q(_DIFF_COLOR[key])}, '
                      f'fontcolor={_q(_DIFF_COLOR[key])}, label={_q(text)}];')
-    lines.append('    "__legend_b" -> "__legend_a" -> "__legend_both" [style="invis"];')
+    chain = " -> ".join(f'"__legend_{key}"' for key, _, _ in reversed(rows))
+    lines.append(f'    {chain} [style="invis"];')
     lines.append("  }")
     return lines
 
