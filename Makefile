@@ -15,14 +15,14 @@ OUT    ?= out
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test bench clean graphviz
+.PHONY: setup demo test bench clean graphviz browser screenshots
 
 setup: $(STAMP) graphviz
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,distributed]' 'transformer-lens>=4,<5'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,distributed,browser]' 'transformer-lens>=4,<5'
 	@touch $(STAMP)
 
 $(STAMP3): pyproject.toml
@@ -31,17 +31,28 @@ $(STAMP3): pyproject.toml
 	$(PY3) -m pip install --quiet --disable-pip-version-check -e '.[dev]' 'transformer-lens>=3.9,<4'
 	@touch $(STAMP3)
 
-# Rendering needs Graphviz's `dot`: install it as root, else say how.
-graphviz:
-	@command -v dot >/dev/null 2>&1 || { \
+# System tools, from Debian's packages as root (else the command to run is printed):
+# Graphviz's `dot` draws circuits, librsvg's `rsvg-convert` turns plots into PNG/PDF, and
+# the browser test of `circ serve` drives Chromium through chromium-driver (offline).
+APT_INSTALL = apt-get install -y -q
+define need
+	@command -v $(1) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Graphviz (apt-get install -y graphviz)"; \
-	    (apt-get install -y -q graphviz >/dev/null 2>&1 || \
-	     (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz >/dev/null)) || exit 1; \
+	    echo "installing $(2) (apt-get install -y $(2))"; \
+	    ($(APT_INSTALL) $(2) >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null 2>&1 && $(APT_INSTALL) $(2) >/dev/null)) || exit 1; \
 	  else \
-	    echo "Graphviz's dot is missing: run 'apt-get install -y graphviz' as root (or install Graphviz another way)"; \
+	    echo "$(1) is missing: run 'apt-get install -y $(2)' as root"; \
 	    exit 1; \
 	  fi; }
+endef
+
+graphviz:
+	$(call need,dot,graphviz)
+	$(call need,rsvg-convert,librsvg2-bin)
+
+browser:
+	$(call need,chromedriver,chromium chromium-driver)
 
 demo: setup
 	@mkdir -p $(OUT)
@@ -53,7 +64,7 @@ demo: setup
 	@echo "demo: report in $(OUT)/induction.md and $(OUT)/induction.json, drawing in $(OUT)/induction.svg;"
 	@echo "      the induction circuit forming during training in $(OUT)/training.md and $(OUT)/training.svg"
 
-test: setup $(STAMP3)
+test: setup browser $(STAMP3)
 	@echo "== the suite under TransformerLens 4 ($(VENV)) =="
 	$(PY) -m pytest
 	@echo "== the suite under TransformerLens 3 ($(VENV3)) =="
@@ -62,6 +73,10 @@ test: setup $(STAMP3)
 bench: setup
 	$(PY) bench/bench_static.py
 	$(PY) bench/bench_eval.py
+
+# The pictures in docs/serve.md, taken by the browser test itself.
+screenshots: setup browser
+	CIRCUITLANG_SCREENSHOTS=docs/images $(PY) -m pytest -q -p no:cacheprovider tests/test_serve_browser.py
 
 clean:
 	rm -rf $(VENV) $(VENV3) $(OUT) .pytest_cache .hypothesis
