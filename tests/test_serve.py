@@ -242,3 +242,14 @@ def test_the_command_refuses_a_file_outside_its_root_and_explains_itself(tmp_pat
     assert result.exit_code == 2 and "is not inside the served folder" in result.output
     help_text = " ".join(runner.invoke(cli, ["serve", "--help"]).output.split())
     assert "Only this machine can connect" in help_text and "canonical .circ" in help_text
+
+
+def test_the_page_gets_circ_evals_ablation_warnings(served) -> None:
+    """Under resample ablation the previous-token head's query and key edges cost nothing,
+    under zero ablation 0.95 each: the page says so, as `circ eval` does."""
+    base, _, _ = served
+    measured = get(base, "/api/measure", file="induction.circ", circuit="induction", task="repeat_tokens")[1]
+    hidden = [w for w in measured["warnings"] if "under zero ablation but" in w]
+    assert len(hidden) == 2 and "embed -> L0.H2.q" in hidden[0] and "embed -> L0.H2.k" in hidden[1]
+    planted = get(base, "/api/measure", file="induction.circ", circuit="induction", task="repeat_tokens_zero")[1]
+    assert planted["faithfulness"] > 0.95 and planted["edges"][0]["delta"] > 0.9

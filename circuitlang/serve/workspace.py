@@ -29,6 +29,7 @@ from ..discovery.select import measure_curve, ranking
 from ..eval.bootstrap import DRAWS, intervals
 from ..eval.evaluator import Evaluator
 from ..eval.loading import model_for
+from ..eval.sensitivity import measure as sensitivity_of
 from ..eval.session import Session
 from ..eval.tasks.registry import task_data
 from ..lang.lower import groups_of
@@ -186,8 +187,9 @@ class Workspace:
     def task_names(self, file: str) -> list[str]:
         return list(self.compiled(file).tasks)
 
-    def evaluator(self, file: str, task: str | None) -> Evaluator:
-        """The Evaluator `circ eval --task` would build for this task of the file."""
+    def evaluator(self, file: str, task: str | None, ablation: str | None = None) -> Evaluator:
+        """The Evaluator `circ eval --task` would build for this task of the file (under
+        another ablation when one is named: the sensitivity warnings compare them)."""
         compiled = self.compiled(file)
         if not compiled.tasks:
             raise ServeError(f"{file} defines no task: add a `task` block to measure its circuits", 422)
@@ -195,12 +197,15 @@ class Workspace:
         if name not in compiled.tasks:
             raise ServeError(f"no task `{name}` in {file}; it has: {', '.join(compiled.tasks)}", 404)
         spec = compiled.tasks[name]
-        key = (str(self.path_of(file)), name, compiled.model)
+        ablation = ablation or spec.ablation
+        key = (str(self.path_of(file)), name, compiled.model, ablation)
         with self.lock:
             if key not in self._evaluators:
                 backend = self.backend(compiled)
-                session = Session(backend, task_data(spec, backend, None), spec.ablation, spec.metric, BATCH_SIZE)
-                self._evaluators[key] = Evaluator(session, 0.01, DRAWS)
+                same_data = next((e.session.data for k, e in self._evaluators.items() if k[:3] == key[:3]), None)
+                data = same_data if same_data is not None else task_data(spec, backend, None)
+                session = Session(backend, data, ablation, spec.metric, BATCH_SIZE)
+                self._evaluators[key] = Evaluator(session, 0.01, DRAWS if ablation == spec.ablation else 0)
             return self._evaluators[key]
 
     def backend(self, compiled: Compiled):
@@ -237,6 +242,9 @@ class Workspace:
                 c = by_name[str(e)]
                 row.update(on=True, delta=c.delta, superfluous=c.superfluous, interval=_span(c.interval))
             rows.append(row)
+        with self.lock:  # the warnings `circ eval` gives where another ablation would judge differently
+            _, hidden, notes = sensitivity_of(lambda other: self.evaluator(view.file, view.task, other),
+                                              report.ablation, circuit, "auto", report)
         nodes = {c.name: c for c in report.nodes}
         node_rows = [{"i": i, "node": str(n), "delta": nodes[str(n)].delta if str(n) in nodes else None,
                       "interval": _span(nodes[str(n)].interval) if str(n) in nodes else None,
@@ -246,7 +254,7 @@ class Workspace:
                 "metric": report.metric, "n_examples": report.n_examples, "edges_on": len(circuit.edges),
                 "faithfulness": report.faithfulness, "interval": _span(report.faithfulness_interval),
                 "m_model": report.m_model, "m_empty": report.m_empty, "m_circuit": report.m_circuit,
-                "edges": rows, "nodes": node_rows, "warnings": list(report.warnings),
+                "edges": rows, "nodes": node_rows, "warnings": list(report.warnings) + list(hidden), "notes": list(notes),
                 "seconds": round(time.perf_counter() - started, 3)}
 
     def _gains(self, evaluator: Evaluator, circuit: CircuitGraph, edges: list[Edge], f: float, seed: int) -> list:

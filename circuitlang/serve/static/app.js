@@ -184,7 +184,8 @@ function showMeasure() {
   $("measure-line").textContent = m.edges_on + " edges on, task " + m.task + " (" + m.ablation + " ablation, " +
     m.metric + ", " + m.n_examples + " examples): m(circuit) " + fmt(m.m_circuit, 3) + ", m(model) " +
     fmt(m.m_model, 3) + ", m(empty) " + fmt(m.m_empty, 3) + "; measured in " + fmt(m.seconds, 2) + " s";
-  $("warnings").textContent = m.warnings.map((w) => "warning: " + w).join("\n");
+  $("warnings").textContent = m.warnings.map((w) => "warning: " + w).concat(m.notes.map((n) => "note: " + n))
+    .join("\n");
   const body = $("edge-table").querySelector("tbody");
   body.innerHTML = "";
   for (const row of m.edges) {
