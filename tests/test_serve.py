@@ -253,3 +253,15 @@ def test_the_page_gets_circ_evals_ablation_warnings(served) -> None:
     assert len(hidden) == 2 and "embed -> L0.H2.q" in hidden[0] and "embed -> L0.H2.k" in hidden[1]
     planted = get(base, "/api/measure", file="induction.circ", circuit="induction", task="repeat_tokens_zero")[1]
     assert planted["faithfulness"] > 0.95 and planted["edges"][0]["delta"] > 0.9
+
+
+def test_a_circuit_too_large_to_draw_is_refused_with_what_to_do_instead(tmp_path) -> None:
+    """Graphviz takes minutes beyond MAX_DRAW_EDGES edges: the page says so at once."""
+    from circuitlang.serve.http import Api
+    from circuitlang.serve.workspace import ServeError
+
+    (tmp_path / "big.circ").write_text("model gpt2\ncircuit all { L0..5.H* -> L6..11.H* }\n", encoding="utf-8")
+    big = Api(Workspace(tmp_path), "big.circ")
+    with pytest.raises(ServeError) as err:
+        big.graph({"file": "big.circ", "circuit": "all"})
+    assert err.value.status == 413 and "--collapse" in err.value.help

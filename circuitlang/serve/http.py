@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..core.errors import CircuitlangError
 from ..discovery.methods import METHODS
 from ..present.diff import diff_graphs
-from ..present.render import RenderError, drawn, to_diff_dot, to_dot
+from ..present.render import MAX_DRAW_EDGES, RenderError, drawn, to_diff_dot, to_dot
 from .workspace import ServeError, View, Workspace
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -88,6 +88,9 @@ class Api:
         view = view_of(q)
         base = self.ws.base(view)
         edges = base.sorted_edges()
+        if len(edges) > MAX_DRAW_EDGES:  # Graphviz would take minutes (present/render.py)
+            raise ServeError(f"{view.circuit} has {len(edges)} edges, more than the {MAX_DRAW_EDGES:,} the page draws",
+                             413, f"draw it at class level: circ render {view.file} --circuit {view.circuit} --collapse")
         dot = to_dot(base, groups=self.ws.groups(view.file, view.circuit), ids=True,
                      muted=[edges[i] for i in view.off if 0 <= i < len(edges)])
         return drawn(dot, "svg")
