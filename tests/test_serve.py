@@ -265,3 +265,22 @@ def test_a_circuit_too_large_to_draw_is_refused_with_what_to_do_instead(tmp_path
     with pytest.raises(ServeError) as err:
         big.graph({"file": "big.circ", "circuit": "all"})
     assert err.value.status == 413 and "--collapse" in err.value.help
+
+
+def test_an_edited_file_is_measured_again(tmp_path) -> None:
+    """The page picks up a file changed on disk: its circuits and its task's data are rebuilt."""
+    import os
+
+    text = (ZOO / "induction.circ").read_text(encoding="utf-8")
+    file = tmp_path / "induction.circ"
+    file.write_text(text, encoding="utf-8")
+    workspace = Workspace(tmp_path)
+    from circuitlang.serve.workspace import View
+
+    before = workspace.measure(View("induction.circ", "induction", "repeat_tokens_zero"))
+    file.write_text(text.replace("data induction(seq_len = 16, n = 256, seed = 0)\n    ablation zero",
+                                 "data induction(seq_len = 16, n = 64, seed = 3)\n    ablation zero"), encoding="utf-8")
+    stamp = file.stat().st_mtime
+    os.utime(file, (stamp + 5, stamp + 5))  # a later modification time, even on coarse clocks
+    after = workspace.measure(View("induction.circ", "induction", "repeat_tokens_zero"))
+    assert before["n_examples"] == 256 and after["n_examples"] == 64

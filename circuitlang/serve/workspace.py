@@ -123,6 +123,10 @@ class Workspace:
                              f"(line {first.span.line}); run `circ check {file}`", 422)
         return compiled
 
+    def _stamp(self, file: str) -> float:
+        """When the file last changed: what was measured for an older version is not reused."""
+        return self.path_of(file).stat().st_mtime
+
     def files(self) -> list[str]:
         """The .circ files of the served folder and below, relative to it (at most 500)."""
         found = sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*.circ") if p.is_file())
@@ -198,11 +202,12 @@ class Workspace:
             raise ServeError(f"no task `{name}` in {file}; it has: {', '.join(compiled.tasks)}", 404)
         spec = compiled.tasks[name]
         ablation = ablation or spec.ablation
-        key = (str(self.path_of(file)), name, compiled.model, ablation)
+        key = (str(self.path_of(file)), name, compiled.model, ablation, self._stamp(file))
         with self.lock:
             if key not in self._evaluators:
                 backend = self.backend(compiled)
-                same_data = next((e.session.data for k, e in self._evaluators.items() if k[:3] == key[:3]), None)
+                same_data = next((e.session.data for k, e in self._evaluators.items()
+                                  if k[:3] == key[:3] and k[4:] == key[4:]), None)
                 data = same_data if same_data is not None else task_data(spec, backend, None)
                 session = Session(backend, data, ablation, spec.metric, BATCH_SIZE)
                 self._evaluators[key] = Evaluator(session, 0.01, DRAWS if ablation == spec.ablation else 0)
@@ -323,7 +328,7 @@ class Workspace:
         ranked = self.ranked(view.file, view.circuit)
         if ranked is None:
             raise ServeError(f"circuit `{view.circuit}` has no ranking: discover one, or give every edge a score")
-        key = (view.file, view.circuit, view.task)
+        key = (view.file, view.circuit, view.task, self._stamp(view.file))
         evaluator = self.evaluator(view.file, view.task)
         with self.lock:
             if key not in self._curves:
