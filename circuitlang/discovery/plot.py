@@ -5,7 +5,7 @@ x: the fraction of the model's edges kept (log scale, as MIB plots it); y: faith
 No two labels overlap, by construction: tick labels closer than a label's size (plus a
 gap) are dropped, round values first (decades on x; 0 and 1 on y); the margins are
 measured from the widest tick label, and each axis title sits outside its tick labels.
-Text widths are estimated as 0.6 x font size per character, as track's plot does.
+Ticks and text widths come from present/axes.py, as in track's plot.
 
 >>> svg = curve_svg([(0.01, 0.2), (0.1, 0.9), (1.0, 1.0)], title="eap-ig")
 >>> svg.startswith("<svg") and "eap-ig" in svg
@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import Sequence
 from xml.sax.saxutils import escape
 
-# Shared with track's plot: the same tick rounding, thinning and width estimate.
-from ..present.track import FONT, _nice_ticks, _text_width, _thin
+from ..present.axes import FONT, faithfulness_ticks, text_width, thin
 
 WIDTH, HEIGHT = 480, 300
 TITLE_FONT = 13
@@ -104,19 +103,14 @@ def _frame(xs: list[float], ys: list[float], has_note: bool) -> _Frame:
     top = PAD + TITLE_FONT + PAD + (FONT + PAD if has_note else 0)
     bottom = HEIGHT - (PAD + FONT + PAD + FONT + 4)
     probe = _Frame(0.0, 1.0, top, bottom, x_lo, x_hi, y_lo, y_hi)
-    label_w = max(_text_width(_y_label(y)) for y in _y_ticks(probe))
+    label_w = max(text_width(_y_label(y)) for y in _y_ticks(probe))
     left = PAD + FONT + PAD + label_w + PAD
-    x_room = max(_text_width(_x_label(x)) for x in (x_lo, x_hi)) / 2  # the last label is centred on its tick
+    x_room = max(text_width(_x_label(x)) for x in (x_lo, x_hi)) / 2  # the last label is centred on its tick
     return _Frame(left, WIDTH - max(PAD + x_room, 2 * PAD), top, bottom, x_lo, x_hi, y_lo, y_hi)
 
 
 def _y_ticks(frame: _Frame) -> list[float]:
-    """Faithfulness ticks that fit: 0 and 1 first, then round values, none closer than a
-    label's height plus a gap."""
-    most = max(2, int((frame.bottom - frame.top) // (2.2 * FONT)))
-    candidates = [(0, 0.0), (0, 1.0), *((1, v) for v in _nice_ticks(frame.y_lo, frame.y_hi, most))]
-    inside = [(p, v) for p, v in candidates if frame.y_lo <= v <= frame.y_hi]
-    return _thin(inside, lambda v: -frame.py(v), lambda v: FONT, 4)
+    return faithfulness_ticks(frame.y_lo, frame.y_hi, frame.py, frame.bottom - frame.top)
 
 
 def _x_ticks(frame: _Frame) -> list[float]:
@@ -127,8 +121,8 @@ def _x_ticks(frame: _Frame) -> list[float]:
         candidates += [(0 if m == 1 else m, exponent + math.log10(m)) for m in (1, 2, 5)]
     inside = [(p, x) for p, x in candidates if frame.x_lo - 1e-9 <= x <= frame.x_hi + 1e-9]
     decades = [c for c in inside if c[0] == 0]
-    return _thin(decades if len(decades) >= 3 else inside, frame.px,
-                 lambda x: _text_width(_x_label(x)), TICK_GAP)
+    return thin(decades if len(decades) >= 3 else inside, frame.px,
+                 lambda x: text_width(_x_label(x)), TICK_GAP)
 
 
 def _x_label(x: float) -> str:

@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 from xml.sax.saxutils import escape
 
+from .axes import FONT, faithfulness_ticks, nice_ticks, text_width, thin
+
 if TYPE_CHECKING:
     from rich.table import Table
 
 MISSING = "—"
-FONT = 11  # px; text widths are estimated as 0.6 * font size per character
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
            "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#393b79")
 OTHER = "#c7c7c7"  # nodes beyond the palette: one grey, one legend entry per check
@@ -345,10 +346,6 @@ def track_markdown(result: dict) -> str:
 
 # -- SVG ---------------------------------------------------------------------------------
 
-def _text_width(text: str, size: float = FONT) -> float:
-    return 0.6 * size * len(text)
-
-
 def _attr(text: object) -> str:
     return escape(str(text), {'"': "&quot;"})
 
@@ -364,21 +361,6 @@ def _step_label(step: float) -> str:
     if abs(step) >= 1e4 and step % 100 == 0:
         return f"{step / 1e3:g}k"
     return f"{round(step, 10) + 0.0:g}"
-
-
-def _nice_ticks(low: float, high: float, most: int, whole: bool = False) -> list[float]:
-    """At most `most` round values (1, 2, 2.5 or 5 times a power of ten apart) in
-    [low, high]; `whole` keeps them integers (training steps)."""
-    span = max(high - low, 1e-12)
-    for exponent in range(math.floor(math.log10(span / max(most, 1))) - 1, 400):
-        for mantissa in (1, 2, 2.5, 5):
-            step = mantissa * 10.0 ** exponent
-            if whole and step < 1:
-                continue
-            first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
-            if last - first + 1 <= most:
-                return [round(k * step, 12) for k in range(first, last + 1)]
-    return [low, high]
 
 
 @dataclass(frozen=True)
@@ -408,7 +390,7 @@ class _StepAxis:
     def candidates(self, most: int) -> list[tuple[int, float]]:
         """(priority, step) tick candidates; lower priority numbers are kept first."""
         if self.scale == "linear":
-            return [(0, s) for s in _nice_ticks(self.low, self.high, most, whole=self.high - self.low >= 4)]
+            return [(0, s) for s in nice_ticks(self.low, self.high, most, whole=self.high - self.low >= 4)]
         lo_step = 10 ** self.low if self.scale == "log" else self.c * (10 ** self.low - 1)
         hi_step = 10 ** self.high if self.scale == "log" else self.c * (10 ** self.high - 1)
         out = [(0, 0.0)] if self.scale == "symlog" else []
@@ -435,19 +417,6 @@ def _step_axis(steps: Sequence[float]) -> _StepAxis:
         return _StepAxis("linear", low - half, high + half)
     pad = 0.03 * (high - low)
     return _StepAxis("linear", low - pad, high + pad)
-
-
-def _thin(candidates: Sequence[tuple[int, float]], position: Callable[[float], float],
-          extent: Callable[[float], float], gap: float) -> list[float]:
-    """The candidates whose labels do not overlap: kept in priority order, then position;
-    `extent` is a label's size along the axis."""
-    kept: list[tuple[float, float]] = []
-    for _, value in sorted(candidates, key=lambda c: (c[0], position(c[1]))):
-        centre, half = position(value), extent(value) / 2
-        if all(abs(centre - other) >= half + other_half + gap for other, other_half in
-               ((position(v), extent(v) / 2) for v, _ in kept)):
-            kept.append((value, half))
-    return sorted((v for v, _ in kept), key=position)
 
 
 @dataclass(frozen=True)
@@ -542,8 +511,8 @@ def track_svg(result: dict, title: str = "") -> str:
     y_low, y_high = y_low - pad, y_high + pad
 
     plot_w, plot_h = 560.0, 300.0
-    y_ticks_all = _nice_ticks(y_low, y_high, max(2, int(plot_h // (2.2 * FONT))))
-    y_left_w = max(_text_width(f"{v:g}") for v in [*y_ticks_all, 0.0, 1.0])
+    y_ticks_all = nice_ticks(y_low, y_high, max(2, int(plot_h // (2.2 * FONT))))
+    y_left_w = max(text_width(f"{v:g}") for v in [*y_ticks_all, 0.0, 1.0])
     left = 8 + FONT + 10 + y_left_w + 8
     top = 46.0
     right, bottom = left + plot_w, top + plot_h
@@ -554,10 +523,10 @@ def track_svg(result: dict, title: str = "") -> str:
     def py(value: float) -> float:
         return bottom - (value - y_low) / (y_high - y_low) * plot_h
 
-    widest = max((_text_width(_step_label(s)) + 0.6 * FONT for s in steps), default=30)
-    x_ticks = _thin(axis.candidates(max(2, int(plot_w // (widest + 14)))) if steps else [],
-                    px, lambda s: _text_width(_step_label(s)), 10)
-    y_ticks = _thin([(0, 0.0), (0, 1.0), *((1, v) for v in y_ticks_all)], lambda v: -py(v), lambda v: FONT, 4)
+    widest = max((text_width(_step_label(s)) + 0.6 * FONT for s in steps), default=30)
+    x_ticks = thin(axis.candidates(max(2, int(plot_w // (widest + 14)))) if steps else [],
+                    px, lambda s: text_width(_step_label(s)), 10)
+    y_ticks = faithfulness_ticks(y_low, y_high, py, plot_h)
 
     parts: list[str] = []
     for value in sorted({*y_ticks_all, 0.0, 1.0}):
@@ -595,8 +564,8 @@ def track_svg(result: dict, title: str = "") -> str:
             parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.8" fill="{s.colour}"/>' for x, y in alone]
 
     legend = _legend_rows(series, names, coloured, bool(changes))
-    lx = right + max(24.0, max((_text_width(_step_label(s)) / 2 for s in x_ticks), default=0) + 14)
-    legend_w = max((28 + _text_width(text) for text, *_ in legend), default=0)
+    lx = right + max(24.0, max((text_width(_step_label(s)) / 2 for s in x_ticks), default=0) + 14)
+    legend_w = max((28 + text_width(text) for text, *_ in legend), default=0)
     for i, (text, colour, dash, width, marker) in enumerate(legend):
         y = top + 8 + 16 * i
         if colour is None:  # a section header
@@ -616,7 +585,7 @@ def track_svg(result: dict, title: str = "") -> str:
                      f'{"no checkpoints to plot" if not checkpoints else "no measured values to plot"}</text>')
 
     x_title_y = bottom + 6 + FONT + 12 + FONT
-    width = max(lx + legend_w + 12, _text_width(title, 14) + 24)
+    width = max(lx + legend_w + 12, text_width(title, 14) + 24)
     height = max(x_title_y + 12, top + 8 + 16 * len(legend) + 8)
     head = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
             f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="{FONT}">',
