@@ -39,7 +39,7 @@ from ..core.errors import CircuitlangError
 from ..discovery.methods import METHODS
 from ..present.diff import diff_graphs
 from ..present.render import MAX_DRAW_EDGES, RenderError, drawn, to_diff_dot, to_dot
-from .workspace import ServeError, View, Workspace
+from .workspace import ServeError, View, Workspace, export_name
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -122,8 +122,7 @@ class Api:
 
     def export(self, q: dict) -> tuple[str, str]:
         view = view_of(q)
-        text = self.ws.export(view)
-        return text, f"{view.circuit}{'_edited' if view.off else ''}.circ"
+        return self.ws.export(view), export_name(view) + ".circ"
 
     def discover(self, q: dict) -> dict:
         name = self.ws.discover(q.get("file", ""), q.get("task") or None, q.get("method", "eap"))

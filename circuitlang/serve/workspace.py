@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+import torch
+
 from ..core.errors import CircuitlangError
 from ..core.graph import EMBED, LOGITS, CircuitGraph, Edge, Node
 from ..discovery.methods import METHODS
@@ -30,8 +32,10 @@ from ..eval.bootstrap import DRAWS, intervals
 from ..eval.evaluator import Evaluator
 from ..eval.loading import model_for
 from ..eval.sensitivity import measure as sensitivity_of
+from ..eval.results import CircuitReport
 from ..eval.session import Session
 from ..eval.tasks.registry import task_data
+from ..lang.check import TaskSpec
 from ..lang.lower import groups_of
 from ..lang.pipeline import Compiled, compile_file
 from ..lang.write import graph_to_circ
@@ -110,6 +114,11 @@ class Workspace:
     def compiled(self, file: str) -> Compiled:
         """The file compiled (again when it changed on disk); a file with errors is refused
         with its first diagnostic."""
+        return self._version(file)[1]
+
+    def _version(self, file: str) -> tuple[tuple[str, float], Compiled]:
+        """(the file's path and modification time, its compiled form): what is measured for
+        a file is kept under the first, so an edited file is measured again."""
         path = self.path_of(file)
         stamp = path.stat().st_mtime
         cached = self._files.get(path)
@@ -121,11 +130,17 @@ class Workspace:
             first = next(d for d in compiled.diagnostics if d.severity == "error")
             raise ServeError(f"{file} does not compile: {first.code} {first.message} "
                              f"(line {first.span.line}); run `circ check {file}`", 422)
-        return compiled
+        return (str(path), stamp), compiled
 
-    def _stamp(self, file: str) -> float:
-        """When the file last changed: what was measured for an older version is not reused."""
-        return self.path_of(file).stat().st_mtime
+    def task(self, file: str, task: str | None) -> TaskSpec:
+        """The named task of the file, or its first when none is named."""
+        compiled = self.compiled(file)
+        if not compiled.tasks:
+            raise ServeError(f"{file} defines no task: add a `task` block to measure its circuits", 422)
+        name = task or next(iter(compiled.tasks))
+        if name not in compiled.tasks:
+            raise ServeError(f"no task `{name}` in {file}; it has: {', '.join(compiled.tasks)}", 404)
+        return compiled.tasks[name]
 
     def files(self) -> list[str]:
         """The .circ files of the served folder and below, relative to it (at most 500)."""
@@ -185,29 +200,20 @@ class Workspace:
                   + (f", top {view.k} edges" if view.k is not None else "")]
         if off:
             header.append("switched off: " + "; ".join(off))
-        return graph_to_circ(circuit.renamed(_export_name(view)), compiled.model, header)
+        return graph_to_circ(circuit.renamed(export_name(view)), compiled.model, header)
 
     # -- measuring -----------------------------------------------------------------------------
-    def task_names(self, file: str) -> list[str]:
-        return list(self.compiled(file).tasks)
-
     def evaluator(self, file: str, task: str | None, ablation: str | None = None) -> Evaluator:
         """The Evaluator `circ eval --task` would build for this task of the file (under
         another ablation when one is named: the sensitivity warnings compare them)."""
-        compiled = self.compiled(file)
-        if not compiled.tasks:
-            raise ServeError(f"{file} defines no task: add a `task` block to measure its circuits", 422)
-        name = task or next(iter(compiled.tasks))
-        if name not in compiled.tasks:
-            raise ServeError(f"no task `{name}` in {file}; it has: {', '.join(compiled.tasks)}", 404)
-        spec = compiled.tasks[name]
+        version, compiled = self._version(file)
+        spec = self.task(file, task)
         ablation = ablation or spec.ablation
-        key = (str(self.path_of(file)), name, compiled.model, ablation, self._stamp(file))
+        key = (version, spec.name, ablation)
         with self.lock:
             if key not in self._evaluators:
                 backend = self.backend(compiled)
-                same_data = next((e.session.data for k, e in self._evaluators.items()
-                                  if k[:3] == key[:3] and k[4:] == key[4:]), None)
+                same_data = next((e.session.data for k, e in self._evaluators.items() if k[:2] == key[:2]), None)
                 data = same_data if same_data is not None else task_data(spec, backend, None)
                 session = Session(backend, data, ablation, spec.metric, BATCH_SIZE)
                 self._evaluators[key] = Evaluator(session, 0.01, DRAWS if ablation == spec.ablation else 0)
@@ -225,16 +231,14 @@ class Workspace:
         """The view's circuit measured: f with its interval, each edge's and node's delta f
         (minimality) with intervals, and for each switched-off edge the f it would add back."""
         started = time.perf_counter()
-        compiled = self.compiled(view.file)
-        spec = compiled.tasks.get(view.task or next(iter(compiled.tasks), ""))
+        spec = self.task(view.file, view.task)
         evaluator = self.evaluator(view.file, view.task)
         base, circuit = self.base(view), self.circuit(view)
-        seed = spec.seed if spec is not None and spec.seed is not None else 0
         with self.lock:
-            report = evaluator.report(circuit, seed=seed, task_name=spec.name if spec else "")
+            report = evaluator.report(circuit, seed=spec.seed, task_name=spec.name)
             edges = base.sorted_edges()
             back = sorted(view.off)
-            gains = self._gains(evaluator, circuit, [edges[i] for i in back], report.faithfulness, seed)
+            gains = self._gains(evaluator, report, circuit, [edges[i] for i in back], spec.seed)
         by_name = {c.name: c for c in report.edges}
         rows = []
         for i, e in enumerate(edges):
@@ -262,8 +266,10 @@ class Workspace:
                 "edges": rows, "nodes": node_rows, "warnings": list(report.warnings) + list(hidden), "notes": list(notes),
                 "seconds": round(time.perf_counter() - started, 3)}
 
-    def _gains(self, evaluator: Evaluator, circuit: CircuitGraph, edges: list[Edge], f: float, seed: int) -> list:
-        """For each switched-off edge: f(C + e) - f(C), with its interval (same resamples)."""
+    def _gains(self, evaluator: Evaluator, report: CircuitReport, circuit: CircuitGraph, edges: list[Edge],
+               seed: int) -> list:
+        """For each switched-off edge: f(C + e) - f(C), with its interval (same resamples;
+        C's per-example values are the report's, not measured again)."""
         if not edges:
             return []
         variants = [circuit | CircuitGraph.from_edges([e]) for e in edges]
@@ -272,9 +278,10 @@ class Workspace:
         spans = [None] * len(edges)
         resamples = evaluator.resamples(seed)
         if resamples is not None:
-            here = evaluator.faithfulness_draws(evaluator.session.metric_of([circuit]), resamples)
+            mine = torch.tensor([report.per_example["circuit"]], dtype=values.dtype)
+            here = evaluator.faithfulness_draws(mine, resamples)
             spans = [_span(s) for s in intervals(evaluator.faithfulness_draws(values, resamples) - here)]
-        return [(g - f, s) for g, s in zip(faiths, spans)]
+        return [(g - report.faithfulness, s) for g, s in zip(faiths, spans)]
 
     def effects(self, view: View, edge: int | None = None, node: int | None = None) -> dict:
         """Per-example effect of one edge or node, in units of faithfulness: for each example,
@@ -313,12 +320,11 @@ class Workspace:
             raise ServeError(f"method `{method}` does not rank edges; use one of: {choices}")
         compiled = self.compiled(file)
         evaluator = self.evaluator(file, task)
-        task_name = task or next(iter(compiled.tasks))
         with self.lock:
             found = METHODS[method].run(Request(evaluator))
         scores = {e: float(s) for e, s in (found.scores or {}).items()}
         order = tuple(e for e in ranking(scores, absolute=True) if scores[e] == scores[e])
-        name = f"{method.replace('-', '_')}_{task_name}"
+        name = f"{method.replace('-', '_')}_{self.task(file, task).name}"
         self._ranked[(file, name)] = Ranked(name, order, scores, found.how, compiled.model)
         return name
 
@@ -328,7 +334,7 @@ class Workspace:
         ranked = self.ranked(view.file, view.circuit)
         if ranked is None:
             raise ServeError(f"circuit `{view.circuit}` has no ranking: discover one, or give every edge a score")
-        key = (view.file, view.circuit, view.task, self._stamp(view.file))
+        key = (self._version(view.file)[0], view.circuit, self.task(view.file, view.task).name)
         evaluator = self.evaluator(view.file, view.task)
         with self.lock:
             if key not in self._curves:
@@ -342,6 +348,7 @@ def _span(interval) -> list[float] | None:
     return None if interval is None else [interval.low, interval.high]
 
 
-def _export_name(view: View) -> str:
+def export_name(view: View) -> str:
+    """The exported circuit's name (and, with .circ, its file's): `ind_top7_edited`."""
     suffix = f"_top{view.k}" if view.k is not None else ""
     return f"{view.circuit}{suffix}" + ("_edited" if view.off else "")
