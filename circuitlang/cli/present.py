@@ -130,6 +130,17 @@ def _formatted(module, diagnostics: list) -> tuple[str | None, str]:
         return None, "broken"
 
 
+def _class_level_options(fn):
+    """--no-embed and --no-labels, the options of a class-level drawing (render, diff)."""
+    fn = click.option("--no-labels", is_flag=True, help="With --collapse: no channel/count labels on the arrows.")(fn)
+    return click.option("--no-embed", is_flag=True, help="With --collapse: leave out embed and its edges.")(fn)
+
+
+def _check_class_level(collapse: bool, no_embed: bool, no_labels: bool) -> None:
+    if (no_embed or no_labels) and not collapse:
+        raise UsageError("--no-embed and --no-labels go with --collapse")
+
+
 @click.command(epilog=RENDER_EXAMPLES)
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--circuit", "circuit_name", help="Which circuit (default: the last one in the file).")
@@ -140,8 +151,7 @@ def _formatted(module, diagnostics: list) -> tuple[str | None, str]:
 @click.option("--collapse", is_flag=True,
               help="Class level: each group one node, the edges between two classes one arrow with their count "
                    "(as IOI is drawn in the paper).")
-@click.option("--no-embed", is_flag=True, help="With --collapse: leave out embed and its edges.")
-@click.option("--no-labels", is_flag=True, help="With --collapse: no channel/count labels on the arrows.")
+@_class_level_options
 def render(file: Path, circuit_name: str | None, output: Path | None, force: bool, collapse: bool, no_embed: bool,
            no_labels: bool) -> None:
     """Draw a circuit: layers bottom to top, heads and MLPs distinct, q/k/v on edges,
@@ -151,8 +161,7 @@ def render(file: Path, circuit_name: str | None, output: Path | None, force: boo
     from ..lang.lower import groups_of
     from ..present.render import to_class_dot, to_dot
 
-    if (no_embed or no_labels) and not collapse:
-        raise UsageError("--no-embed and --no-labels go with --collapse")
+    _check_class_level(collapse, no_embed, no_labels)
     output = output or Path(file.with_suffix(".svg").name)
     _check_output(output, picture=True)
     result = compile_or_fail(file)
@@ -183,8 +192,7 @@ def render(file: Path, circuit_name: str | None, output: Path | None, force: boo
                    "one arrow, coloured by side; an arrow or group with members on several sides is drawn in a "
                    "neutral colour and labelled with the count on each side. Groups come from both files; a "
                    "group both define with different members is drawn with A's (a warning says so).")
-@click.option("--no-embed", is_flag=True, help="With --collapse: leave out embed and its edges.")
-@click.option("--no-labels", is_flag=True, help="With --collapse: no channel/count labels on the arrows.")
+@_class_level_options
 def diff(a: str, b: str, circuit_name: str | None, fmt: str, output: Path | None, force: bool, collapse: bool,
          no_embed: bool, no_labels: bool) -> None:
     """Show what two circuits disagree on: nodes and edges added and removed.
@@ -198,8 +206,7 @@ def diff(a: str, b: str, circuit_name: str | None, fmt: str, output: Path | None
     """
     from ..present.diff import diff_graphs, models_differ
 
-    if (no_embed or no_labels) and not collapse:
-        raise UsageError("--no-embed and --no-labels go with --collapse")
+    _check_class_level(collapse, no_embed, no_labels)
     if collapse and fmt != "svg":
         raise UsageError("--collapse draws the diff: add --format svg (-o names .svg, .png, .pdf or .dot)")
     if fmt == "svg":

@@ -80,7 +80,7 @@ def to_dot(graph: CircuitGraph, *, title: str | None = None,
     drawn grey and dotted: switched off, but still there to switch back on.
     """
     if title is None:
-        title = graph.name + (f" ({graph.model})" if graph.model else "") if graph.name else ""
+        title = _default_title(graph)
     nodes = graph.sorted_nodes()
     max_score = _max_score(graph)
     lines = _header(title)
@@ -111,7 +111,7 @@ def to_class_dot(graph: CircuitGraph, groups: Mapping[str, Iterable[Node]], *, t
     many of its members are drawn there); classes are ranked by layer (a group by its
     earliest member), in a stable order."""
     if title is None:
-        title = graph.name + (f" ({graph.model})" if graph.model else "") if graph.name else ""
+        title = _default_title(graph)
     classes = _classes(graph.sorted_nodes(), groups, embed)
     lines = _header(title) + _class_node_lines(classes, lambda name: {}, lambda name: "")
     for sender, receiver, edges in _class_arrows(graph.sorted_edges(), classes):
@@ -245,6 +245,11 @@ def _arrow_attrs(edges: list[Edge], labels: bool, suffix: str = "") -> dict[str,
     if labels:
         attrs["label"] = (",".join(channels) + " " if channels else "") + f"×{len(edges)}" + suffix
     return attrs
+
+
+def _default_title(graph: CircuitGraph) -> str:
+    """The circuit's name and model ("" for an unnamed circuit)."""
+    return graph.name + (f" ({graph.model})" if graph.model else "") if graph.name else ""
 
 
 def _kind_word(nodes: list[Node]) -> str:
