@@ -131,7 +131,7 @@ async function showCircuit() {
   if (!info) { $("graph").textContent = "This file has no circuit."; return; }
   $("circuit-doc").textContent = info.doc || (info.how ? "ranked by " + info.how : "");
   $("ranked").hidden = !info.ranked;
-  if (info.ranked) await showCurve(info);
+  if (info.ranked) await showCurve();
   writeUrl();
   const svg = await call("/api/graph", viewQuery());
   $("graph").innerHTML = svg;
@@ -266,40 +266,32 @@ async function showSelection() {
   box.appendChild(histogram(effects.per_example));
 }
 
+// An SVG element with these attributes (and text), appended to `parent` when given.
+function svgElement(tag, attrs, text, parent) {
+  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  if (parent) parent.appendChild(el);
+  return el;
+}
+
 function histogram(values) {
-  const ns = "http://www.w3.org/2000/svg";
   const width = 360, height = 90, bins = 30;
   const lo = Math.min(0, ...values), hi = Math.max(0, ...values);
   const span = hi - lo || 1;
   const counts = new Array(bins).fill(0);
   for (const v of values) counts[Math.min(bins - 1, Math.floor(((v - lo) / span) * bins))] += 1;
   const top = Math.max(...counts);
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("width", width);
-  svg.setAttribute("height", height + 16);
-  svg.id = "effects";
+  const svg = svgElement("svg", { width: width, height: height + 16, id: "effects" });
   counts.forEach((count, i) => {
-    const rect = document.createElementNS(ns, "rect");
     const h = (count / top) * height;
-    rect.setAttribute("x", (i * width) / bins);
-    rect.setAttribute("y", height - h);
-    rect.setAttribute("width", width / bins - 1);
-    rect.setAttribute("height", h);
-    rect.setAttribute("fill", "#1f77b4");
-    svg.appendChild(rect);
+    svgElement("rect", { x: (i * width) / bins, y: height - h, width: width / bins - 1, height: h, fill: "#1f77b4" },
+      undefined, svg);
   });
   const zero = ((0 - lo) / span) * width;
-  const line = document.createElementNS(ns, "line");
-  for (const [k, v] of Object.entries({ x1: zero, x2: zero, y1: 0, y2: height, stroke: "#d62728" })) line.setAttribute(k, v);
-  svg.appendChild(line);
+  svgElement("line", { x1: zero, x2: zero, y1: 0, y2: height, stroke: "#d62728" }, undefined, svg);
   for (const [x, text, anchor] of [[0, fmt(lo, 3), "start"], [width, fmt(hi, 3), "end"]]) {
-    const label = document.createElementNS(ns, "text");
-    label.setAttribute("x", x);
-    label.setAttribute("y", height + 13);
-    label.setAttribute("font-size", "11");
-    label.setAttribute("text-anchor", anchor);
-    label.textContent = text;
-    svg.appendChild(label);
+    svgElement("text", { x: x, y: height + 13, "font-size": 11, "text-anchor": anchor }, text, svg);
   }
   return svg;
 }
@@ -311,7 +303,7 @@ async function toggle(index) {
 }
 
 // -- ranked circuits: slider over the measured curve -------------------------------------------
-async function showCurve(info) {
+async function showCurve() {
   curve = await call("/api/curve", viewQuery({ k: "" }));
   const slider = $("k-slider");
   slider.max = String(curve.total);
@@ -320,7 +312,6 @@ async function showCurve(info) {
   $("k-total").textContent = String(curve.total);
   showK();
   drawCurve();
-  void info;
 }
 
 function smallestReaching(c, target) {
@@ -342,23 +333,14 @@ function showK() {
 }
 
 function drawCurve() {
-  const ns = "http://www.w3.org/2000/svg";
   const width = 420, height = 150, pad = 34;
   const pts = curve.points.filter(([, f]) => f !== null);
   const fs = pts.map(([, f]) => f);
   const ylo = Math.min(0, ...fs), yhi = Math.max(1, ...fs);
   const x = (k) => pad + (Math.log(k) / Math.log(Math.max(2, curve.total))) * (width - 2 * pad);
   const y = (f) => height - pad + 10 - ((f - ylo) / (yhi - ylo)) * (height - pad - 10);
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("width", width);
-  svg.setAttribute("height", height);
-  const add = (tag, attrs, text) => {
-    const el = document.createElementNS(ns, tag);
-    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-    if (text !== undefined) el.textContent = text;
-    svg.appendChild(el);
-    return el;
-  };
+  const svg = svgElement("svg", { width: width, height: height });
+  const add = (tag, attrs, text) => svgElement(tag, attrs, text, svg);
   for (const f of [0, 1]) {
     add("line", { x1: pad, x2: width - pad, y1: y(f), y2: y(f), stroke: "#ddd" });
     add("text", { x: pad - 4, y: y(f) + 4, "text-anchor": "end", "font-size": 10 }, String(f));
