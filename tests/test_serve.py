@@ -284,3 +284,11 @@ def test_an_edited_file_is_measured_again(tmp_path) -> None:
     os.utime(file, (stamp + 5, stamp + 5))  # a later modification time, even on coarse clocks
     after = workspace.measure(View("induction.circ", "induction", "repeat_tokens_zero"))
     assert before["n_examples"] == 256 and after["n_examples"] == 64
+
+
+def test_the_drawing_refuses_an_edge_index_out_of_range_as_measuring_does(served) -> None:
+    base, _, _ = served
+    status, err = get(base, "/api/graph", file="induction.circ", circuit="induction", off="7")
+    assert status == 400 and "outside 0..6" in err["error"]
+    status, svg = get(base, "/api/graph", file="induction.circ", circuit="induction", off="4")
+    assert status == 200 and 'id="e4"' in svg and "stroke-dasharray" in svg.split('id="e4"')[1].split("</g>")[0]

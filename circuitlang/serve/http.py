@@ -59,7 +59,9 @@ def view_of(query: dict[str, str]) -> View:
 
 
 class Api:
-    """The page's requests answered from one Workspace; each returns (status, type, body)."""
+    """The page's requests answered from one Workspace: each takes the query (a dict) and
+    returns what the handler sends (JSON-able data, SVG bytes, or the export's text and name);
+    a refusal is a ServeError carrying its HTTP status."""
 
     def __init__(self, workspace: Workspace, default_file: str):
         self.ws = workspace
@@ -91,8 +93,8 @@ class Api:
         if len(edges) > MAX_DRAW_EDGES:  # Graphviz would take minutes (present/render.py)
             raise ServeError(f"{view.circuit} has {len(edges)} edges, more than the {MAX_DRAW_EDGES:,} the page draws",
                              413, f"draw it at class level: circ render {view.file} --circuit {view.circuit} --collapse")
-        dot = to_dot(base, groups=self.ws.groups(view.file, view.circuit), ids=True,
-                     muted=[edges[i] for i in view.off if 0 <= i < len(edges)])
+        shown = self.ws.circuit(view)  # refuses an index out of range, as measuring does
+        dot = to_dot(base, groups=self.ws.groups(view.file, view.circuit), ids=True, muted=base.edges - shown.edges)
         return drawn(dot, "svg")
 
     def measure(self, q: dict) -> dict:
